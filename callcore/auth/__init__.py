@@ -1,0 +1,1 @@
+"""Authentication: password hashing now; tokens, sessions and roles with the web foundation."""

@@ -1,0 +1,179 @@
+"""Settings: defaults, then an optional TOML file, then ``CALLCORE_*`` environment variables.
+
+One frozen attrs object is built once at start-up and passed down; nothing reads the
+environment later, so a running process has one consistent view of its configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from callcore.errors import ConfigError
+
+ENV_PREFIX = "CALLCORE_"
+DEFAULT_CONFIG_FILE = "callcore.toml"
+LANGUAGES = ("fr", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+def _port(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{attribute.name}: {value} is not a TCP port (1-65535)")
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(instance: object, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ConfigError(f"{attribute.name}: {value!r} is not one of {', '.join(choices)}")
+
+    return check
+
+
+@attrs.frozen
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=8080, validator=_port)
+
+
+@attrs.frozen
+class Settings:
+    """Everything callcore can be told; see docs/configuration.md for each key."""
+
+    data_dir: Path = Path("var")
+    database_url: Secret | None = None
+    secret_key: Secret | None = None
+    language: str = attrs.field(default="fr", validator=_one_of(LANGUAGES))
+    log_level: str = attrs.field(default="INFO", validator=_one_of(LOG_LEVELS))
+    web: WebSettings = WebSettings()
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when callcore runs its own PostgreSQL in the data directory."""
+        return self.database_url is None
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in attrs.fields(cls)}
+
+
+def _coerce(key: str, kind: Any, raw: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, naming the key on failure."""
+    if isinstance(kind, types.UnionType):
+        if raw is None or raw == "":
+            return None
+        (kind,) = [k for k in typing.get_args(kind) if k is not type(None)]
+    from_env = isinstance(raw, str)
+    if kind is Secret:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a string, got {type(raw).__name__}")
+        return Secret(raw)
+    if kind is Path:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a path (string), got {type(raw).__name__}")
+        return Path(raw)
+    if kind is int:
+        if isinstance(raw, bool) or not (isinstance(raw, int) or from_env):
+            raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {raw!r}") from None
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a string, got {type(raw).__name__}")
+        return raw
+    raise ConfigError(f"{key}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    types_ = _field_types(cls)
+    unknown = sorted(set(values) - set(types_))
+    if unknown:
+        raise ConfigError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(types_))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = types_[name]
+        key = f"{prefix}{name}"
+        if attrs.has(kind):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
+            kwargs[name] = _build(kind, value, f"{key}.")
+        else:
+            kwargs[name] = _coerce(key, kind, value)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """Map ``CALLCORE_WEB_PORT`` to ``{"web": {"port": ...}}`` using the known field names."""
+    values: dict[str, Any] = {}
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    if env.get("CALLCORE_DATA"):
+        values["data_dir"] = env["CALLCORE_DATA"]
+    sections = {name for name, kind in _field_types(Settings).items() if attrs.has(kind)}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ("CALLCORE_DATA",):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in sections if key.startswith(f"{s}_")), None)
+        if section is not None:
+            values.setdefault(section, {})[key[len(section) + 1 :]] = raw
+        elif key in _field_types(Settings):
+            values[key] = raw
+    return values
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read settings with the documented precedence: defaults < TOML file < environment.
+
+    Without an explicit ``config_file``, ``./callcore.toml`` is read when it exists.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = Path(config_file) if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    if config_file is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path.is_file():
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values = _merge(values, _env_values(env))
+    return _build(Settings, values, "")

@@ -1,0 +1,1 @@
+"""Storage: asyncpg pool, embedded PostgreSQL, migrations and one repository module per area."""

@@ -1,0 +1,1 @@
+"""The aiohttp web layer, installed as ``callcore.web``. The core never imports it."""
