@@ -72,6 +72,10 @@ class Settings:
         return self.database_url is None
 
 
+class _FromEnv(str):
+    """An environment value: always a string, so it may be parsed into the field's type."""
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in attrs.fields(cls)}
@@ -83,7 +87,7 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
         if raw is None or raw == "":
             return None
         (kind,) = [k for k in typing.get_args(kind) if k is not type(None)]
-    from_env = isinstance(raw, str)
+    from_env = isinstance(raw, _FromEnv)
     if kind is Secret:
         if not isinstance(raw, str):
             raise ConfigError(f"{key}: expected a string, got {type(raw).__name__}")
@@ -110,7 +114,9 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     types_ = _field_types(cls)
     unknown = sorted(set(values) - set(types_))
     if unknown:
-        raise ConfigError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(types_))})")
+        raise ConfigError(
+            f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(types_))})"
+        )
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         kind = types_[name]
@@ -141,9 +147,9 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     """Map ``CALLCORE_WEB_PORT`` to ``{"web": {"port": ...}}`` using the known field names."""
     values: dict[str, Any] = {}
     if env.get("DATABASE_URL"):
-        values["database_url"] = env["DATABASE_URL"]
+        values["database_url"] = _FromEnv(env["DATABASE_URL"])
     if env.get("CALLCORE_DATA"):
-        values["data_dir"] = env["CALLCORE_DATA"]
+        values["data_dir"] = _FromEnv(env["CALLCORE_DATA"])
     sections = {name for name, kind in _field_types(Settings).items() if attrs.has(kind)}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name in ("CALLCORE_DATA",):
@@ -151,9 +157,9 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
         key = name[len(ENV_PREFIX) :].lower()
         section = next((s for s in sections if key.startswith(f"{s}_")), None)
         if section is not None:
-            values.setdefault(section, {})[key[len(section) + 1 :]] = raw
+            values.setdefault(section, {})[key[len(section) + 1 :]] = _FromEnv(raw)
         elif key in _field_types(Settings):
-            values[key] = raw
+            values[key] = _FromEnv(raw)
     return values
 
 

@@ -1,0 +1,103 @@
+"""Settings precedence (defaults < TOML < environment) and clear errors on bad values."""
+
+from pathlib import Path
+
+import pytest
+
+from callcore.config import Secret, load_settings
+from callcore.errors import ConfigError
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "callcore.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file_or_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})
+    assert settings.web.host == "127.0.0.1"
+    assert settings.web.port == 8080
+    assert settings.language == "fr"
+    assert settings.data_dir == Path("var")
+    assert settings.embedded_database
+
+
+def test_toml_overrides_defaults_and_environment_overrides_toml(tmp_path):
+    path = write_toml(
+        tmp_path,
+        'language = "en"\ndata_dir = "/srv/cc"\n[web]\nport = 9000\nhost = "127.0.0.2"\n',
+    )
+    settings = load_settings(path, env={"CALLCORE_WEB_PORT": "9100"})
+    assert settings.language == "en"
+    assert settings.data_dir == Path("/srv/cc")
+    assert settings.web.host == "127.0.0.2"
+    assert settings.web.port == 9100
+
+
+def test_callcore_toml_in_the_working_directory_is_read(tmp_path, monkeypatch):
+    write_toml(tmp_path, "[web]\nport = 8181\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(env={}).web.port == 8181
+
+
+def test_database_url_from_plain_or_prefixed_variable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plain = load_settings(env={"DATABASE_URL": "postgresql://a@h/db"})
+    assert plain.database_url == Secret("postgresql://a@h/db")
+    both = load_settings(
+        env={"DATABASE_URL": "postgresql://a@h/db", "CALLCORE_DATABASE_URL": "postgresql://b@h/db"}
+    )
+    assert both.database_url == Secret("postgresql://b@h/db")
+    assert not both.embedded_database
+    assert load_settings(env={"CALLCORE_DATA": "/data"}).data_dir == Path("/data")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CALLCORE_WEB_PORT": "eighty"}, "web.port: expected an integer, got 'eighty'"),
+        ({"CALLCORE_WEB_PORT": "70000"}, "web.port: 70000 is not a TCP port"),
+        ({"CALLCORE_LANGUAGE": "de"}, "language: 'de' is not one of fr, en"),
+        ({"CALLCORE_LOG_LEVEL": "LOUD"}, "log_level: 'LOUD' is not one of"),
+    ],
+)
+def test_bad_environment_values_name_the_key(tmp_path, monkeypatch, env, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env=env)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[web]\nport = "8080"\n', "web.port: expected an integer, got '8080'"),
+        ("[web]\nport = true\n", "web.port: expected an integer, got True"),
+        ("colour = 'blue'\n", "unknown setting colour"),
+        ("[web]\nprot = 1\n", "unknown setting web.prot"),
+        ("web = 3\n", "web: expected a table of settings"),
+        ("language = 3\n", "language: expected a string, got int"),
+        ("port = [", "is not valid TOML"),
+    ],
+)
+def test_bad_toml_values_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write_toml(tmp_path, text), env={})
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_secrets_never_appear_in_repr_or_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        env={"DATABASE_URL": "postgresql://u:hunter2@h/db", "CALLCORE_SECRET_KEY": "s3cr3t-key"}
+    )
+    shown = repr(settings) + str(settings)
+    assert "hunter2" not in shown
+    assert "s3cr3t-key" not in shown
+    assert settings.secret_key is not None
+    assert settings.secret_key.value == "s3cr3t-key"
