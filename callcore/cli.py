@@ -1,0 +1,258 @@
+"""The ``callcore`` command. It is the composition root: the one core module that starts the web
+layer, so that everything else in the core stays free of ``callcore.web``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from callcore import __version__
+from callcore.auth.passwords import generate_password
+from callcore.config import Settings, WebSettings, load_settings
+from callcore.crypto import generate_key
+from callcore.errors import CallcoreError
+from callcore.logs import configure_logging
+
+DEMO_CREDENTIALS_FILE = "demo-credentials.txt"
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(settings: Settings, *, demo: bool) -> None:
+    from callcore.runtime import open_runtime
+    from callcore.web.server import running_web
+
+    async with open_runtime(settings) as runtime:
+        if demo:
+            await _ensure_demo_admin(runtime.database.pool, settings)
+        async with running_web(runtime, settings.web.host, settings.web.port) as url:
+            print(f"callcore {__version__} is serving on {url} (Ctrl-C to stop)", flush=True)
+            await _wait_for_stop_signal()
+            print("callcore is stopping…", flush=True)
+
+
+async def _ensure_demo_admin(pool: object, settings: Settings) -> None:
+    """Create the demo's admin account once; later starts point at the saved credentials."""
+    from callcore.db.users import create_user, find_user
+
+    credentials = Path(settings.data_dir) / DEMO_CREDENTIALS_FILE
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        if await find_user(conn, "admin") is not None:
+            print(f"demo admin account: see {credentials}")
+            return
+        password = generate_password()
+        await create_user(
+            conn, username="admin", role="admin", password=password, actor_label="callcore demo"
+        )
+    fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"username: admin\npassword: {password}\n")
+    print(f"demo admin account created: admin / {password} (also saved in {credentials})")
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_serve(_with_web(settings, args), demo=False))
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(_serve(_with_web(settings, args), demo=True))
+    return 0
+
+
+def _with_web(settings: Settings, args: argparse.Namespace) -> Settings:
+    web = WebSettings(
+        host=args.host if args.host is not None else settings.web.host,
+        port=args.port if args.port is not None else settings.web.port,
+    )
+    return attrs.evolve(settings, web=web)
+
+
+async def _migrate(settings: Settings, show_status: bool) -> None:
+    from callcore.db.migrate import migration_status
+    from callcore.db.runtime import open_database
+
+    async with open_database(settings, migrate=not show_status) as database:
+        async with database.pool.acquire() as conn:
+            for migration, applied_at in await migration_status(conn):
+                when = applied_at.isoformat(timespec="seconds") if applied_at else "pending"
+                print(f"{migration.number:04d} {migration.name:<40} {when}")
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(settings, args.status))
+    return 0
+
+
+def cmd_plugins(settings: Settings, args: argparse.Namespace) -> int:
+    from callcore.plugin_manager import load_plugins
+
+    host = load_plugins()
+    rows = [("NAME", "KIND", "VERSION", "SOURCE")]
+    rows += [
+        (p.name, ",".join(p.kinds) or "-", p.version or "-", p.source) for p in host.list_plugins()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    for failure in host.failures:
+        print(f"FAILED {failure.name}: {failure.error}", file=sys.stderr)
+    return 1 if host.failures else 0
+
+
+async def _user_create(settings: Settings, args: argparse.Namespace) -> None:
+    from callcore.db.runtime import open_database
+    from callcore.db.users import create_user
+
+    password = generate_password()
+    async with open_database(settings) as database, database.pool.acquire() as conn:
+        user = await create_user(
+            conn,
+            username=args.username,
+            role=args.role,
+            password=password,
+            display_name=args.display_name,
+            language=args.language,
+            actor_label="callcore cli",
+        )
+    print(f"created {user.role} {user.username!r} (id {user.id})")
+    print(f"password (shown once, change it after the first login): {password}")
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_user_create(settings, args))
+    return 0
+
+
+def _split_password(url: str) -> tuple[str, str | None]:
+    """The URL without its password, and the password, so psql never sees it on a command line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc}")), parts.password
+
+
+async def _with_database_url(settings: Settings, action: Callable[[str], int]) -> int:
+    from callcore.db.runtime import open_database
+
+    async with open_database(settings, migrate=False) as database:
+        return await asyncio.to_thread(action, database.url)
+
+
+def _psql(url: str) -> int:
+    from callcore.db.embedded import psql_executable
+
+    plain, password = _split_password(url)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    return subprocess.call([psql_executable(), plain], env=env)  # noqa: S603
+
+
+def cmd_db_url(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url is not None:
+        print(settings.database_url.value)
+        return 0
+    return asyncio.run(_with_database_url(settings, lambda url: print(url) or 0))
+
+
+def cmd_db_shell(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_with_database_url(settings, _psql))
+
+
+def cmd_secret_key(settings: Settings, args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _add_web_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port to listen on (default 8080)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callcore", description="callcore: an open-source contact center for Asterisk."
+    )
+    parser.add_argument("--version", action="version", version=f"callcore {__version__}")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file (default: ./callcore.toml if present)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run callcore (web server; telephony when set up)")
+    _add_web_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = commands.add_parser("demo", help="run callcore on the embedded database with demo data")
+    _add_web_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument(
+        "--status", action="store_true", help="only show applied and pending migrations"
+    )
+    migrate.set_defaults(func=cmd_migrate)
+
+    plugins = commands.add_parser("plugins", help="list loaded plugins and any that failed")
+    plugins.set_defaults(func=cmd_plugins)
+
+    user = commands.add_parser("user", help="manage user accounts")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    create = user_commands.add_parser("create", help="create a user; prints its password once")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=("admin", "supervisor", "agent"))
+    create.add_argument("--display-name", default="", help="name shown in the UI")
+    create.add_argument("--language", default="fr", choices=("fr", "en"))
+    create.set_defaults(func=cmd_user_create)
+
+    db = commands.add_parser("db", help="reach the database")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("url", help="print the database URL").set_defaults(func=cmd_db_url)
+    db_commands.add_parser("shell", help="open psql on the database").set_defaults(
+        func=cmd_db_shell
+    )
+
+    secret = commands.add_parser("secret-key", help="print a new key for CALLCORE_SECRET_KEY")
+    secret.set_defaults(func=cmd_secret_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log_level)
+        return args.func(settings, args)
+    except CallcoreError as exc:
+        print(f"callcore: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

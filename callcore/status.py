@@ -1,0 +1,80 @@
+"""A point-in-time health report of a running node, for the status page and ``/healthz``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import attrs
+
+from callcore import __version__
+
+if TYPE_CHECKING:
+    from callcore.runtime import Runtime
+
+
+@attrs.frozen
+class DatabaseStatus:
+    reachable: bool
+    embedded: bool
+    server_version: str = ""
+    migrations: int = 0
+    error: str = ""
+
+
+@attrs.frozen
+class PluginStatus:
+    name: str
+    kinds: tuple[str, ...]
+    version: str | None
+    source: str
+
+
+@attrs.frozen
+class PluginFailureStatus:
+    name: str
+    error: str
+
+
+@attrs.frozen
+class StatusReport:
+    version: str
+    database: DatabaseStatus
+    plugins: tuple[PluginStatus, ...]
+    plugin_failures: tuple[PluginFailureStatus, ...]
+    dispositions: int
+
+    @property
+    def healthy(self) -> bool:
+        return self.database.reachable
+
+    def to_json(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, **attrs.asdict(self)}
+
+
+async def _database_status(runtime: Runtime) -> tuple[DatabaseStatus, int]:
+    embedded = runtime.settings.embedded_database
+    try:
+        async with runtime.database.pool.acquire() as conn:
+            version = await conn.fetchval("SHOW server_version")
+            migrations = await conn.fetchval("SELECT count(*) FROM schema_migrations")
+            dispositions = await conn.fetchval("SELECT count(*) FROM dispositions WHERE active")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return DatabaseStatus(False, embedded, error=type(exc).__name__), 0
+    return DatabaseStatus(True, embedded, version, migrations), dispositions
+
+
+async def collect_status(runtime: Runtime) -> StatusReport:
+    database, dispositions = await _database_status(runtime)
+    return StatusReport(
+        version=__version__,
+        database=database,
+        plugins=tuple(
+            PluginStatus(p.name, tuple(p.kinds), p.version, p.source)
+            for p in runtime.plugins.list_plugins()
+        ),
+        plugin_failures=tuple(
+            PluginFailureStatus(f.name, f.error) for f in runtime.plugins.failures
+        ),
+        dispositions=dispositions,
+    )

@@ -1,0 +1,46 @@
+"""The aiohttp application: app state lives in typed ``web.AppKey`` slots, never in globals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from callcore import __version__
+from callcore.runtime import Runtime
+from callcore.status import collect_status
+
+HERE = Path(__file__).parent
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+async def home(request: web.Request) -> web.Response:
+    report = await collect_status(request.app[RUNTIME])
+    return aiohttp_jinja2.render_template(
+        "status.html", request, {"report": report}, status=200 if report.healthy else 503
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness and readiness for load balancers and `make demo`'s wait loop."""
+    report = await collect_status(request.app[RUNTIME])
+    return web.json_response(report.to_json(), status=200 if report.healthy else 503)
+
+
+def create_app(runtime: Runtime) -> web.Application:
+    """Build the web application around a running node; the web layer only uses the core."""
+    app = web.Application()
+    app[RUNTIME] = runtime
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    env.globals["version"] = __version__
+    app[aiohttp_jinja2.static_root_key] = "/static"
+    app.router.add_get("/", home, name="home")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_static("/static/", HERE / "static", name="static")
+    return app
