@@ -1,0 +1,39 @@
+"""Every callcore hook, in one place.
+
+A plugin is a module (or object) with functions decorated ``@callcore.hookimpl`` whose names are
+the hooks below. Grammar: ``register_*`` hooks declare things by adding them to the registry they
+receive, ``prepare_*`` hooks adjust something before use, ``on_*`` hooks react to an event (and
+may return an awaitable, which the core awaits). Each hook is documented in ``docs/plugins.md``;
+a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from callcore import hookspec
+from callcore.dispositions import DispositionRegistry
+
+
+@hookspec
+def register_dispositions(registry: DispositionRegistry) -> None:
+    """Declare call dispositions (qualifications) that agents and the dialer can record.
+
+    Called once per plugin when the core builds the disposition registry, at ``callcore
+    migrate`` and at start-up, before it syncs the result into the database. Add
+    :class:`callcore.dispositions.Disposition` objects with ``registry.add``; each brings its
+    :class:`~callcore.dispositions.DispositionGroup`. Codes are global: a code or group another
+    plugin already registered raises ``DuplicateNameError`` naming both plugins. Labels are
+    English message ids, translated through the plugin's ``translations`` attribute.
+
+    Example::
+
+        import callcore
+        from callcore.dispositions import Disposition, DispositionGroup
+
+        SALES = DispositionGroup("acme_sales", "ACME sales")
+
+        translations = {"fr": {"ACME sales": "Ventes ACME", "Appointment set": "Rendez-vous fixé"}}
+
+        @callcore.hookimpl
+        def register_dispositions(registry):
+            registry.add(Disposition("appointment_set", "Appointment set", SALES, success=True))
+    """
