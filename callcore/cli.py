@@ -89,14 +89,18 @@ def _with_web(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 async def _migrate(settings: Settings, show_status: bool) -> None:
+    from callcore.db.dispositions import sync_registered_dispositions
     from callcore.db.migrate import migration_status
     from callcore.db.runtime import open_database
+    from callcore.plugin_manager import load_plugins
 
     async with open_database(settings, migrate=not show_status) as database:
         async with database.pool.acquire() as conn:
+            if not show_status:
+                await sync_registered_dispositions(conn, load_plugins().dispositions())
             for migration, applied_at in await migration_status(conn):
                 when = applied_at.isoformat(timespec="seconds") if applied_at else "pending"
-                print(f"{migration.number:04d} {migration.name:<40} {when}")
+                print(f"{migration.name:<40} {when}")
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -117,7 +121,7 @@ def cmd_plugins(settings: Settings, args: argparse.Namespace) -> int:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
     for failure in host.failures:
-        print(f"FAILED {failure.name}: {failure.error}", file=sys.stderr)
+        print(f"FAILED {failure.name} ({failure.during}): {failure.message}", file=sys.stderr)
     return 1 if host.failures else 0
 
 

@@ -74,7 +74,8 @@ async def collect_status(runtime: Runtime) -> StatusReport:
             for p in runtime.plugins.list_plugins()
         ),
         plugin_failures=tuple(
-            PluginFailureStatus(f.name, f.error) for f in runtime.plugins.failures
+            PluginFailureStatus(f.name, f"{f.during}: {f.message}")
+            for f in runtime.plugins.failures
         ),
         dispositions=dispositions,
     )

@@ -1,0 +1,201 @@
+"""The `callcore` command, run as a user runs it: a real process, a real database."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from callcore import __version__
+from callcore.auth.passwords import verify_password
+from callcore.crypto import generate_key
+
+CALLCORE = [sys.executable, "-m", "callcore.cli"]
+
+
+@pytest.fixture
+def cli_env(database_url, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        CALLCORE_DATABASE_URL=database_url,
+        CALLCORE_SECRET_KEY=generate_key(),
+        CALLCORE_DATA=str(tmp_path / "data"),
+    )
+    return env
+
+
+def run(env, *args, timeout=60):
+    return subprocess.run(
+        [*CALLCORE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_health(url: str, process: subprocess.Popen, seconds: float) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {seconds}s")
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str, str]:
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, err
+
+
+def test_version_and_help_for_every_command(cli_env):
+    assert run(cli_env, "--version").stdout.strip() == f"callcore {__version__}"
+    for command in (
+        [],
+        ["serve"],
+        ["demo"],
+        ["migrate"],
+        ["plugins"],
+        ["user"],
+        ["user", "create"],
+        ["db"],
+        ["db", "url"],
+        ["db", "shell"],
+        ["secret-key"],
+    ):
+        result = run(cli_env, *command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "usage: callcore" in result.stdout
+
+
+def test_missing_command_and_bad_role_are_usage_errors(cli_env):
+    assert run(cli_env).returncode == 2
+    result = run(cli_env, "user", "create", "--username", "bob", "--role", "boss")
+    assert result.returncode == 2
+    assert "invalid choice: 'boss'" in result.stderr
+
+
+def test_migrate_then_status_lists_applied_migrations(cli_env, empty_database_url):
+    cli_env["CALLCORE_DATABASE_URL"] = empty_database_url
+    pending = run(cli_env, "migrate", "--status")
+    assert pending.returncode == 0, pending.stderr
+    assert "0001_domain " in pending.stdout and "pending" in pending.stdout
+    applied = run(cli_env, "migrate")
+    assert applied.returncode == 0, applied.stderr
+    assert "0001_domain " in applied.stdout and "pending" not in applied.stdout
+
+
+async def test_user_create_prints_a_working_password_once_and_audits(cli_env, database_url):
+    result = run(cli_env, "user", "create", "--username", "alice", "--role", "supervisor")
+    assert result.returncode == 0, result.stderr
+    password = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1]
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT id, role, password_hash FROM users WHERE username = 'alice'"
+        )
+        assert row["role"] == "supervisor"
+        assert verify_password(row["password_hash"], password)
+        audit = await conn.fetchrow("SELECT * FROM audit_log WHERE entity_type = 'user'")
+        assert audit["action"] == "create" and audit["entity_id"] == str(row["id"])
+        assert password not in json.dumps(audit["after"])
+    finally:
+        await conn.close()
+    again = run(cli_env, "user", "create", "--username", "ALICE", "--role", "agent")
+    assert again.returncode == 1
+    assert "a user named 'ALICE' already exists" in again.stderr
+
+
+def test_plugins_lists_builtins_and_the_example_plugin(cli_env):
+    result = run(cli_env, "plugins")
+    assert result.returncode == 0, result.stderr
+    assert "callcore.plugins.dispositions" in result.stdout
+    assert "callcore-example-plugin" in result.stdout
+    cli_env["CALLCORE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    assert "callcore-example-plugin" not in run(cli_env, "plugins").stdout
+
+
+def test_bad_settings_and_missing_secret_key_are_clear_errors(cli_env):
+    bad = run({**cli_env, "CALLCORE_WEB_PORT": "eighty"}, "serve")
+    assert bad.returncode == 1
+    assert "web.port: expected an integer, got 'eighty'" in bad.stderr
+    no_key = {k: v for k, v in cli_env.items() if k != "CALLCORE_SECRET_KEY"}
+    result = run(no_key, "serve")
+    assert result.returncode == 1
+    assert "secret_key is required with an external database_url" in result.stderr
+
+
+def test_db_url_prints_the_configured_url(cli_env, database_url):
+    result = run(cli_env, "db", "url")
+    assert result.returncode == 0
+    assert result.stdout.strip() == database_url
+
+
+def test_serve_answers_and_stops_cleanly_on_sigterm(cli_env):
+    port = free_port()
+    process = subprocess.Popen(
+        [*CALLCORE, "serve", "--port", str(port)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        health = wait_for_health(f"http://127.0.0.1:{port}/healthz", process, 60)
+        assert health["healthy"] is True
+    finally:
+        code, out, err = stop(process)
+    assert code == 0, err
+    assert f"serving on http://127.0.0.1:{port}/" in out
+
+
+def test_serve_on_a_taken_port_names_it(cli_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(cli_env, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_demo_runs_on_the_embedded_database_with_no_database_configured(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+    env.pop("DATABASE_URL", None)
+    data = tmp_path / "demo-data"
+    env["CALLCORE_DATA"] = str(data)
+    port = free_port()
+    process = subprocess.Popen(
+        [*CALLCORE, "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        health = wait_for_health(f"http://127.0.0.1:{port}/healthz", process, 120)
+        assert health["database"]["embedded"] is True
+        assert health["database"]["server_version"].startswith("18")
+    finally:
+        code, out, err = stop(process)
+    assert code == 0, err
+    assert "demo admin account created: admin / " in out
+    credentials = Path(data, "demo-credentials.txt")
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    assert (data / "secret.key").exists()
+    # The embedded server was stopped with the node: no live postmaster is left behind.
+    assert not list(data.rglob("postmaster.pid"))
