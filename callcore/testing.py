@@ -1,0 +1,157 @@
+"""pytest fixtures for callcore and its plugins: a fresh PostgreSQL database for every test.
+
+Loaded automatically wherever callcore is installed (``pytest11`` entry point ``callcore``;
+``-p no:callcore`` turns it off). Nothing starts until a test asks for a fixture.
+
+The server comes from ``CALLCORE_TEST_DATABASE_URL`` (a superuser or ``CREATEDB`` role; its
+database is only used to create and drop others), or, when it is unset, from an embedded
+PostgreSQL started in a temporary directory for the session. Each session migrates one template
+database; each test gets a clone of it (``CREATE DATABASE … TEMPLATE``, far faster than
+migrating), dropped after the test. Names carry the PID and a random suffix, so concurrent runs
+against the same server never collide.
+
+Fixtures:
+
+- ``database_url``: a fresh, migrated, empty database for this test.
+- ``empty_database_url``: a fresh database with no migrations applied.
+- ``db_pool``: an asyncpg pool on ``database_url`` (json/jsonb as Python objects); needs
+  pytest-asyncio.
+- ``callcore_settings``: ``Settings`` on ``database_url`` with a temporary data directory and
+  the fixed, public ``TEST_SECRET_KEY``.
+- ``callcore_server_url``: the server itself (session-wide), for tests that manage databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+
+from callcore.config import Secret, Settings
+from callcore.db.embedded import EmbeddedPostgres
+from callcore.db.migrate import apply_migrations
+from callcore.db.pool import connect, create_pool, with_database
+
+try:
+    from pytest_asyncio import fixture as async_fixture
+except ImportError:  # pragma: no cover - db_pool then reports that no async plugin handles it
+    async_fixture = pytest.fixture
+
+TEST_DATABASE_URL_ENV = "CALLCORE_TEST_DATABASE_URL"
+
+TEST_SECRET_KEY = base64.urlsafe_b64encode(b"callcore-test-key-not-a-secret!!").decode("ascii")
+"""A valid Fernet key, public on purpose: tests need stable ciphertexts, never real secrecy."""
+
+# UTF-8 and the C locale whatever the server's defaults, so results don't vary between servers.
+_PRISTINE = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER libc LOCALE 'C'"
+
+_T = TypeVar("_T")
+
+
+def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run admin SQL in a private thread and loop, so it works whatever loop the test uses."""
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, coroutine).result()
+
+
+async def _execute(url: str, statement: str) -> None:
+    conn = await connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _migrate(url: str) -> None:
+    conn = await connect(url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def _throwaway_database(server_url: str, kind: str, options: str) -> Iterator[str]:
+    """Create a uniquely named database, yield its name, and drop it whatever happens."""
+    name = f"callcore_{kind}_{os.getpid()}_{secrets.token_hex(4)}"
+    _run(_execute(server_url, f"CREATE DATABASE {name} {options}"))
+    try:
+        yield name
+    finally:
+        # FORCE ends the connections a test left open, which would otherwise block the drop.
+        _run(_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def callcore_server_url() -> Iterator[str]:
+    """The test server: ``CALLCORE_TEST_DATABASE_URL``, or an embedded one for this session."""
+    external = os.environ.get(TEST_DATABASE_URL_ENV)
+    if external:
+        yield external
+        return
+    # Not under pytest's basetemp: every pytest run resets /tmp/pytest-of-<user> to mode 0700,
+    # which would lock the server's own account out of its data when callcore runs as root.
+    data_dir = Path(tempfile.mkdtemp(prefix="callcore-test-postgres-"))
+    try:
+        with EmbeddedPostgres(data_dir) as url:
+            yield url
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _callcore_template_database(callcore_server_url: str) -> Iterator[str]:
+    """One migrated database per session, cloned by every test that needs the schema."""
+    with _throwaway_database(callcore_server_url, "template", _PRISTINE) as name:
+        _run(_migrate(with_database(callcore_server_url, name)))
+        # A connection to the template would make every clone fail; now none can be opened.
+        _run(_execute(callcore_server_url, f"ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        yield name
+
+
+@pytest.fixture
+def database_url(callcore_server_url: str, _callcore_template_database: str) -> Iterator[str]:
+    """URL of a fresh, fully migrated, empty database for this test, dropped afterwards."""
+    options = f"TEMPLATE {_callcore_template_database}"
+    with _throwaway_database(callcore_server_url, "test", options) as name:
+        yield with_database(callcore_server_url, name)
+
+
+@pytest.fixture
+def empty_database_url(callcore_server_url: str) -> Iterator[str]:
+    """URL of a fresh database with no migrations applied, dropped afterwards."""
+    with _throwaway_database(callcore_server_url, "empty", _PRISTINE) as name:
+        yield with_database(callcore_server_url, name)
+
+
+@async_fixture
+async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """An asyncpg pool on ``database_url``, closed after the test."""
+    pool = await create_pool(database_url)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def callcore_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a node on ``database_url``, with its own data directory and a fixed key."""
+    data_dir = tmp_path / "callcore-data"
+    data_dir.mkdir()
+    return Settings(
+        data_dir=data_dir,
+        database_url=Secret(database_url),
+        secret_key=Secret(TEST_SECRET_KEY),
+    )
