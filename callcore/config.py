@@ -6,6 +6,7 @@ environment later, so a running process has one consistent view of its configura
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import types
@@ -49,10 +50,63 @@ def _one_of(choices: tuple[str, ...]) -> Any:
     return check
 
 
+def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{attribute.name}: {value} must be greater than zero")
+
+
+def _networks(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{attribute.name}: {item!r} is not an IP address or network"
+            ) from None
+
+
 @attrs.frozen
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = attrs.field(default=8080, validator=_port)
+
+
+@attrs.frozen
+class AgiSettings:
+    """The FastAGI server Asterisk's dialplan calls; loopback unless told otherwise."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=4573, validator=_port)
+    max_sessions: int = attrs.field(default=1000, validator=_positive)
+    allowed_clients: tuple[str, ...] = attrs.field(default=(), validator=_networks)
+    command_timeout: float = attrs.field(default=60.0, validator=_positive)
+    session_timeout: float = attrs.field(default=14400.0, validator=_positive)
+
+
+@attrs.frozen
+class AmiServerSettings:
+    """One Asterisk server's manager interface; ``id`` keys its channels and calls."""
+
+    id: str
+    username: str
+    secret: Secret
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=5038, validator=_port)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+
+
+def _unique_ids(instance: object, attribute: attrs.Attribute, value: tuple) -> None:
+    seen: set[str] = set()
+    for server in value:
+        if server.id in seen:
+            raise ConfigError(f"{attribute.name}: two servers share the id {server.id!r}")
+        seen.add(server.id)
+
+
+@attrs.frozen
+class AmiSettings:
+    servers: tuple[AmiServerSettings, ...] = attrs.field(default=(), validator=_unique_ids)
 
 
 @attrs.frozen
@@ -65,6 +119,8 @@ class Settings:
     language: str = attrs.field(default="fr", validator=_one_of(LANGUAGES))
     log_level: str = attrs.field(default="INFO", validator=_one_of(LOG_LEVELS))
     web: WebSettings = WebSettings()
+    agi: AgiSettings = AgiSettings()
+    ami: AmiSettings = AmiSettings()
 
     @property
     def embedded_database(self) -> bool:
@@ -74,6 +130,11 @@ class Settings:
 
 class _FromEnv(str):
     """An environment value: always a string, so it may be parsed into the field's type."""
+
+
+def _is_section(kind: Any) -> bool:
+    """A nested table of settings (``[web]``), as opposed to a single value such as a Secret."""
+    return attrs.has(kind) and kind is not Secret
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -103,11 +164,45 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
             return int(raw)
         except ValueError:
             raise ConfigError(f"{key}: expected an integer, got {raw!r}") from None
+    if kind is float:
+        if isinstance(raw, bool) or not (isinstance(raw, int | float) or from_env):
+            raise ConfigError(f"{key}: expected a number, got {raw!r}")
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {raw!r}") from None
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_env and raw.lower() in _BOOLEANS:
+            return _BOOLEANS[raw.lower()]
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
     if kind is str:
         if not isinstance(raw, str):
             raise ConfigError(f"{key}: expected a string, got {type(raw).__name__}")
         return raw
+    if typing.get_origin(kind) is tuple:
+        return _coerce_tuple(key, typing.get_args(kind)[0], raw)
     raise ConfigError(f"{key}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _coerce_tuple(key: str, item: type, raw: Any) -> tuple[Any, ...]:
+    """A TOML array, or a comma-separated environment value for lists of plain strings."""
+    if isinstance(raw, _FromEnv):
+        if _is_section(item):
+            raise ConfigError(f"{key}: can only be set in the TOML file (an array of tables)")
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list):
+        raise ConfigError(f"{key}: expected a list, got {raw!r}")
+    if _is_section(item):
+        if not all(isinstance(entry, Mapping) for entry in raw):
+            raise ConfigError(f"{key}: expected an array of tables")
+        return tuple(_build(item, entry, f"{key}[{n}].") for n, entry in enumerate(raw))
+    return tuple(_coerce(f"{key}[{n}]", item, entry) for n, entry in enumerate(raw))
 
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
@@ -121,12 +216,17 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     for name, value in values.items():
         kind = types_[name]
         key = f"{prefix}{name}"
-        if attrs.has(kind):
+        if _is_section(kind):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
             kwargs[name] = _build(kind, value, f"{key}.")
         else:
             kwargs[name] = _coerce(key, kind, value)
+    missing = [
+        f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.name not in kwargs
+    ]
+    if missing:
+        raise ConfigError(f"{prefix}{missing[0]} is required")
     try:
         return cls(**kwargs)
     except ConfigError as exc:
@@ -150,7 +250,7 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
         values["database_url"] = _FromEnv(env["DATABASE_URL"])
     if env.get("CALLCORE_DATA"):
         values["data_dir"] = _FromEnv(env["CALLCORE_DATA"])
-    sections = {name for name, kind in _field_types(Settings).items() if attrs.has(kind)}
+    sections = {name for name, kind in _field_types(Settings).items() if _is_section(kind)}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name in ("CALLCORE_DATA",):
             continue

@@ -101,3 +101,46 @@ def test_secrets_never_appear_in_repr_or_errors(tmp_path, monkeypatch):
     assert "s3cr3t-key" not in shown
     assert settings.secret_key is not None
     assert settings.secret_key.value == "s3cr3t-key"
+
+
+def test_telephony_sections_from_toml_and_environment(tmp_path):
+    path = write_toml(
+        tmp_path,
+        "[agi]\nport = 4574\ncommand_timeout = 5\nallowed_clients = ['127.0.0.1', '10.0.0.0/8']\n"
+        "[[ami.servers]]\nid = 'pbx1'\nusername = 'callcore'\nsecret = 's3cret'\n"
+        "[[ami.servers]]\nid = 'pbx2'\nhost = '127.0.0.2'\nport = 5039\n"
+        "username = 'cc'\nsecret = 'x'\n",
+    )
+    settings = load_settings(
+        path, env={"CALLCORE_AGI_ENABLED": "off", "CALLCORE_AGI_ALLOWED_CLIENTS": "127.0.0.1, ::1"}
+    )
+    assert settings.agi.port == 4574
+    assert settings.agi.command_timeout == 5.0
+    assert settings.agi.enabled is False
+    assert settings.agi.allowed_clients == ("127.0.0.1", "::1")
+    assert [s.id for s in settings.ami.servers] == ["pbx1", "pbx2"]
+    assert settings.ami.servers[1].port == 5039
+    assert settings.ami.servers[0].secret == Secret("s3cret")
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("", {"CALLCORE_AGI_ENABLED": "maybe"}, "agi.enabled: expected true or false"),
+        ("", {"CALLCORE_AMI_SERVERS": "x"}, "ami.servers: can only be set in the TOML file"),
+        ("", {"CALLCORE_AGI_ALLOWED_CLIENTS": "foo"}, "'foo' is not an IP address or network"),
+        ("", {"CALLCORE_AGI_COMMAND_TIMEOUT": "-1"}, "agi.command_timeout: -1.0 must be greater"),
+        ("[[ami.servers]]\nid = 'a'\nsecret = 's'\n", {}, r"ami.servers\[0\].username is required"),
+        (
+            "[[ami.servers]]\nid='a'\nusername='u'\nsecret='s'\n"
+            "[[ami.servers]]\nid='a'\nusername='u'\nsecret='s'\n",
+            {},
+            "two servers share the id 'a'",
+        ),
+        ("[ami]\nservers = 'pbx'\n", {}, "ami.servers: expected a list"),
+    ],
+)
+def test_bad_telephony_settings_name_the_key(tmp_path, text, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write_toml(tmp_path, text), env=env)
