@@ -41,6 +41,10 @@ class AMIAuthError(AMIError):
     """Login was refused: a configuration problem, so it is never retried."""
 
 
+class AMIEventOverflow(AMIError):
+    """An event stream's reader fell behind and events were dropped; resync from a snapshot."""
+
+
 class AMITimeout(AMIError, TimeoutError):
     """An action got no (complete) answer in time."""
 
