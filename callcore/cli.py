@@ -17,9 +17,9 @@ import attrs
 
 from callcore import __version__
 from callcore.auth.passwords import generate_password
-from callcore.config import Settings, WebSettings, load_settings
+from callcore.config import AmiServerSettings, Settings, WebSettings, load_settings
 from callcore.crypto import generate_key
-from callcore.errors import CallcoreError
+from callcore.errors import CallcoreError, ConfigError
 from callcore.logs import configure_logging
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.txt"
@@ -187,6 +187,49 @@ def cmd_db_shell(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_database_url(settings, _psql))
 
 
+def _ami_server(settings: Settings, server_id: str | None) -> AmiServerSettings:
+    """The AMI server whose manager.conf is rendered: the one named, or the only one."""
+    servers = settings.ami.servers
+    if server_id is not None:
+        for server in servers:
+            if server.id == server_id:
+                return server
+        known = ", ".join(s.id for s in servers) or "none"
+        raise ConfigError(f"no AMI server with id {server_id!r} (configured: {known})")
+    if len(servers) != 1:
+        known = ", ".join(s.id for s in servers)
+        raise ConfigError(
+            "manager.conf needs callcore's AMI user: configure one [[ami.servers]]"
+            if not servers
+            else f"several AMI servers are configured ({known}): choose one with --ami-server"
+        )
+    return servers[0]
+
+
+async def _dialplan_render(settings: Settings, args: argparse.Namespace) -> list[Path]:
+    from callcore.crypto import load_cipher
+    from callcore.db.runtime import open_database
+    from callcore.dialplan.render import FILES, render_dialplan, write_dialplan
+
+    if args.only is not None and args.only not in FILES:
+        raise ConfigError(f"--only {args.only!r} is not one of {', '.join(FILES)}")
+    cipher = load_cipher(settings)
+    ami = _ami_server(settings, args.ami_server)
+    agi_host = args.agi_host if args.agi_host is not None else settings.agi.host
+    agi_port = args.agi_port if args.agi_port is not None else settings.agi.port
+    async with open_database(settings) as database, database.pool.acquire() as conn:
+        files = await render_dialplan(conn, cipher, agi_host, agi_port, ami)
+    if args.only is not None:
+        files = {args.only: files[args.only]}
+    return write_dialplan(Path(args.out), files)
+
+
+def cmd_dialplan_render(settings: Settings, args: argparse.Namespace) -> int:
+    for path in asyncio.run(_dialplan_render(settings, args)):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_secret_key(settings: Settings, args: argparse.Namespace) -> int:
     print(generate_key())
     return 0
@@ -239,6 +282,24 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("shell", help="open psql on the database").set_defaults(
         func=cmd_db_shell
     )
+
+    dialplan = commands.add_parser("dialplan", help="Asterisk configuration from the database")
+    dialplan_commands = dialplan.add_subparsers(
+        dest="dialplan_command", metavar="ACTION", required=True
+    )
+    render = dialplan_commands.add_parser(
+        "render", help="write extensions, queues, manager, pjsip and voicemail .conf files"
+    )
+    render.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
+    render.add_argument("--agi-host", help="FastAGI host the dialplan calls (default agi.host)")
+    render.add_argument(
+        "--agi-port", type=int, help="FastAGI port the dialplan calls (default agi.port)"
+    )
+    render.add_argument(
+        "--ami-server", metavar="ID", help="AMI server whose user goes in manager.conf"
+    )
+    render.add_argument("--only", metavar="FILE", help="write only this file, e.g. pjsip.conf")
+    render.set_defaults(func=cmd_dialplan_render)
 
     secret = commands.add_parser("secret-key", help="print a new key for CALLCORE_SECRET_KEY")
     secret.set_defaults(func=cmd_secret_key)

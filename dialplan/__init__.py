@@ -1,4 +1,5 @@
-"""Jinja2 templates that render Asterisk configuration, installed as ``callcore.dialplan``.
+"""Asterisk configuration rendered from the database, installed as ``callcore.dialplan``.
 
-``callcore dialplan render`` and its templates arrive with the telephony core.
+``render`` holds the renderer behind ``callcore dialplan render``; ``templates/`` its Jinja2
+templates (docs/dialplan.md).
 """
