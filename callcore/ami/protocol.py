@@ -207,7 +207,10 @@ class AMIParser:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_lines: int = DEFAULT_MAX_LINES,
+        expect_banner: bool | None = None,
     ) -> None:
+        """``expect_banner`` defaults to the role's (a client reads one first); pass False to
+        read the middle of a connection, as a capture that continues another one does."""
         if max_message_bytes < 1 or max_lines < 1:
             raise ValueError(
                 f"AMI message caps must be positive, got {max_message_bytes} bytes, "
@@ -217,7 +220,7 @@ class AMIParser:
         self.max_message_bytes = max_message_bytes
         self.max_lines = max_lines
         self._buffer = bytearray()
-        self._awaiting_banner = role is Role.CLIENT
+        self._awaiting_banner = role is Role.CLIENT if expect_banner is None else expect_banner
         self._fields: list[tuple[str, str]] = []
         self._size = 0
         self._lines = 0

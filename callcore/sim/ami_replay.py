@@ -71,14 +71,14 @@ def sessions_of(records: list[Record]) -> list[list[Step]]:
                 sessions[-1].append(Close())
             continue
         assert isinstance(record, Chunk)
+        starts = record.direction is Direction.FROM_ASTERISK and record.data.startswith(_BANNER)
+        if starts or parser is None:
+            # A transcript may also continue a connection begun in another file (no banner).
+            sessions.append([])
+            parser = AMIParser(Role.SERVER)
         if record.direction is Direction.FROM_ASTERISK:
-            if record.data.startswith(_BANNER) or not sessions:
-                sessions.append([])
-                parser = AMIParser(Role.SERVER)
             sessions[-1].append(Send(record.data))
         else:
-            if not sessions or parser is None:
-                raise ValueError("transcript has a '>>' line before the first '<<' banner")
             for item in parser.receive_data(record.data):
                 if isinstance(item, Message):
                     sessions[-1].append(Expect(item))
