@@ -10,6 +10,7 @@ a test keeps the two in step.
 from __future__ import annotations
 
 from callcore import hookspec
+from callcore.agi.routes import AgiRouteRegistry
 from callcore.dispositions import DispositionRegistry
 
 
@@ -36,4 +37,32 @@ def register_dispositions(registry: DispositionRegistry) -> None:
         @callcore.hookimpl
         def register_dispositions(registry):
             registry.add(Disposition("appointment_set", "Appointment set", SALES, success=True))
+    """
+
+
+@hookspec
+def register_agi_routes(registry: AgiRouteRegistry) -> None:
+    """Declare FastAGI routes: which handler runs for which ``agi_network_script`` path.
+
+    Called once per plugin when the core builds the route registry, before the FastAGI server
+    starts. Add :class:`callcore.agi.AgiRoute` objects with ``registry.add``: a pattern of
+    ``/``-separated segments, literal or ``{placeholder}``, and an ``async def handler(session,
+    params)`` that drives the call through its :class:`callcore.agi.AGISession`. The dialplan
+    reaches it with ``AGI(agi://HOST:4573/acme/survey/${EXTEN})``. A pattern serving the same
+    paths as another plugin's (``acme/{x}`` and ``acme/{y}``) raises ``DuplicateNameError``
+    naming both plugins. Registration does no I/O; the handler does its work per call.
+
+    Example::
+
+        import callcore
+        from callcore.agi import AgiRoute
+
+        async def survey(session, params):
+            await session.answer()
+            result = await session.get_data(f"survey-{params['question']}", 5000, 1)
+            await session.set_variable("SURVEY_ANSWER", result.digits)
+
+        @callcore.hookimpl
+        def register_agi_routes(registry):
+            registry.add(AgiRoute("acme/survey/{question}", survey))
     """

@@ -29,6 +29,7 @@ import pluggy
 
 import callcore
 from callcore import hookspecs
+from callcore.agi.routes import AgiRouteRegistry
 from callcore.dispositions import DispositionRegistry
 from callcore.errors import PluginError, ValidationError
 from callcore.i18n import Translations, plugin_translations
@@ -229,6 +230,10 @@ class PluginHost:
     def dispositions(self) -> DispositionRegistry:
         """The dispositions every plugin registers (built once, then cached)."""
         return self._collect("register_dispositions", DispositionRegistry)
+
+    def agi_routes(self) -> AgiRouteRegistry:
+        """The FastAGI routes every plugin registers (built once, then cached)."""
+        return self._collect("register_agi_routes", AgiRouteRegistry)
 
     def _collect(self, hook_name: str, registry_type: type[R]) -> R:
         """Run a ``register_*`` hook plugin by plugin into a fresh registry of ``registry_type``.

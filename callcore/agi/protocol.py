@@ -16,7 +16,7 @@ from __future__ import annotations
 import types
 from collections.abc import Iterable, Mapping
 from typing import Final, NoReturn
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import attrs
 
@@ -309,7 +309,7 @@ class AGIHeaders:
         return cls(
             values=types.MappingProxyType(values),
             args=tuple(value for _, value in sorted(numbered)),
-            script_path=unquote(path.lstrip("/")),
+            script_path=path.lstrip("/"),
             query_string=query_string,
             query=types.MappingProxyType(
                 {

@@ -1,0 +1,374 @@
+"""The FastAGI server Asterisk's dialplan calls: ``AGI(agi://HOST:4573/inbound/${EXTEN})``.
+
+A thin asyncio shell around :mod:`callcore.agi.protocol`. Each connection is an
+``asyncio.Protocol`` (served by ``loop.create_server``, the machinery under
+``asyncio.start_server``) rather than a stream pair, for two reasons: bytes are parsed the
+moment they arrive, so a ``HANGUP`` line moves the session to *dead* even while the handler is
+busy elsewhere; and the per-command path is one write, one future and one parse, with no
+stream buffer in between. Per-command and header deadlines are checked by one sweeper task per
+server instead of a timer per command.
+
+The dialplan learns the outcome from ``CALLCORE_STATUS`` (``NOROUTE``, ``OVERLOAD``, ``ERROR``):
+a bare close reads as ``AGISTATUS=SUCCESS`` (ami-agi-close-*.txt), so it cannot tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Coroutine, Mapping
+
+import attrs
+
+from callcore.agi.errors import AGIError, AGIHangup, AGIProtocolError, AGITimeout
+from callcore.agi.protocol import AGIHeaders, AGIParser, Event, HeaderBlock
+from callcore.agi.routes import AgiRoute, AgiRouteRegistry
+from callcore.agi.session import AGISession, SessionState
+from callcore.clock import REAL_CLOCK, Clock
+from callcore.config import AgiSettings
+
+logger = logging.getLogger("callcore.agi")
+
+STATUS_VARIABLE = "CALLCORE_STATUS"
+NOROUTE = "NOROUTE"
+OVERLOAD = "OVERLOAD"
+ERROR = "ERROR"
+
+
+@attrs.frozen
+class AgiServerStats:
+    """Counters for monitoring; ``open_sessions`` and ``open_connections`` are gauges."""
+
+    open_connections: int
+    open_sessions: int
+    sessions_total: int
+    refused_clients: int
+    overloaded: int
+    no_route: int
+    errors: int
+    timeouts: int
+
+    @property
+    def refused(self) -> int:
+        """Connections turned away: not allowed, over capacity, or for an unknown route."""
+        return self.refused_clients + self.overloaded + self.no_route
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection from Asterisk: header block first, then one session."""
+
+    def __init__(self, server: FastAGIServer) -> None:
+        self._server = server
+        self._parser = AGIParser()
+        self.transport: asyncio.Transport | None = None
+        self.session: AGISession | None = None
+        self.peer = "?"
+        self.header_deadline: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peername = transport.get_extra_info("peername")
+        host = peername[0] if isinstance(peername, tuple) else str(peername)
+        self.peer = f"{host}:{peername[1]}" if isinstance(peername, tuple) else host
+        server = self._server
+        if not server.allows(host):
+            server._refused_clients += 1
+            logger.warning("AGI client refused peer=%s", self.peer, extra={"peer": self.peer})
+            transport.abort()
+            return
+        server._connections.add(self)
+        self.header_deadline = server._loop.time() + server._header_timeout_wall
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._parser.feed(data)
+        except AGIProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        session = self.session
+        try:
+            if session is not None:
+                for event in events:
+                    session.deliver(event)  # type: ignore[arg-type]
+                return
+            for index, event in enumerate(events):
+                if isinstance(event, HeaderBlock):
+                    self._start(event.headers, events[index + 1 :])
+                    return
+        except AGIProtocolError as exc:
+            self._protocol_error(exc)
+
+    def eof_received(self) -> bool:
+        try:
+            self._parser.feed_eof()
+        except AGIProtocolError as exc:
+            self._protocol_error(exc)
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        if self.session is not None:
+            self.session.connection_lost()
+
+    def check(self, now: float) -> None:
+        """Enforce the header and command deadlines (called by the server's sweeper)."""
+        if self.session is not None:
+            if self.session.expire(now):
+                self._server._timeouts += 1
+        elif self.header_deadline is not None and now >= self.header_deadline:
+            self._server._timeouts += 1
+            logger.warning(
+                "AGI client sent no complete header block in time peer=%s",
+                self.peer,
+                extra={"peer": self.peer},
+            )
+            self.header_deadline = None
+            assert self.transport is not None
+            self.transport.abort()
+
+    def _protocol_error(self, exc: AGIProtocolError) -> None:
+        self._server._errors += 1
+        session = self.session
+        logger.warning(
+            "AGI protocol error peer=%s channel=%s uniqueid=%s: %s",
+            self.peer,
+            session.channel if session else "",
+            session.uniqueid if session else "",
+            exc,
+            extra={"peer": self.peer},
+        )
+        self.header_deadline = None
+        assert self.transport is not None
+        self.transport.abort()
+
+    def _start(self, headers: AGIHeaders, rest: list[Event]) -> None:
+        self.header_deadline = None
+        assert self.transport is not None
+        server = self._server
+        session = AGISession(
+            headers,
+            self.transport,
+            command_timeout=server.settings.command_timeout,
+            clock=server.clock,
+        )
+        self.session = session
+        for event in rest:
+            session.deliver(event)  # type: ignore[arg-type]
+        server._start_session(self, session)
+
+
+class FastAGIServer:
+    """Serves AGI sessions to the handlers of ``routes``.
+
+    ``await server.start()`` binds ``settings.host`` and ``settings.port`` (or ``port``, which
+    may be 0 to pick a free port, as tests do: see :attr:`port`);
+    ``await server.close(drain_timeout)`` stops accepting, lets running sessions finish for up
+    to ``drain_timeout`` clock seconds, then closes the rest.
+    """
+
+    def __init__(
+        self,
+        routes: AgiRouteRegistry,
+        settings: AgiSettings | None = None,
+        *,
+        clock: Clock = REAL_CLOCK,
+        port: int | None = None,
+        header_timeout: float = 10.0,
+    ) -> None:
+        self.routes = routes
+        self.settings = settings if settings is not None else AgiSettings()
+        self._port = self.settings.port if port is None else port
+        self.clock = clock
+        self._header_timeout = header_timeout
+        self._networks = tuple(
+            ipaddress.ip_network(item, strict=False) for item in self.settings.allowed_clients
+        )
+        self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._open_sessions = 0
+        self._sessions_total = 0
+        self._refused_clients = 0
+        self._overloaded = 0
+        self._no_route = 0
+        self._errors = 0
+        self._timeouts = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._header_timeout_wall = self.clock.to_wall(self._header_timeout)
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self), self.settings.host, self._port
+        )
+        shortest = min(self.settings.command_timeout, self._header_timeout)
+        tick = min(max(self.clock.to_wall(shortest) / 8, 0.002), 1.0)
+        self._sweeper = asyncio.create_task(self._sweep(tick), name="agi-sweeper")
+        logger.info("FastAGI server listening on %s:%s", self.settings.host, self.port)
+
+    async def __aenter__(self) -> FastAGIServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with ``port = 0``)."""
+        if self._server is None or not self._server.sockets:
+            raise AGIError("the FastAGI server is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def stats(self) -> AgiServerStats:
+        return AgiServerStats(
+            open_connections=len(self._connections),
+            open_sessions=self._open_sessions,
+            sessions_total=self._sessions_total,
+            refused_clients=self._refused_clients,
+            overloaded=self._overloaded,
+            no_route=self._no_route,
+            errors=self._errors,
+            timeouts=self._timeouts,
+        )
+
+    async def close(self, drain_timeout: float = 0.0) -> None:
+        """Stop accepting; give sessions ``drain_timeout`` clock seconds, then close them."""
+        if self._server is None:
+            return
+        self._closing = True
+        self._server.close()
+        if self._tasks and drain_timeout > 0:
+            await asyncio.wait(set(self._tasks), timeout=self.clock.to_wall(drain_timeout))
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for connection in list(self._connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self._server.wait_closed()
+        await asyncio.sleep(0)  # let the aborted transports report connection_lost
+        self._server = None
+        logger.info("FastAGI server closed")
+
+    async def _sweep(self, tick: float) -> None:
+        loop = self._loop
+        while True:
+            await asyncio.sleep(tick)
+            if self._connections:
+                now = loop.time()
+                for connection in list(self._connections):
+                    connection.check(now)
+
+    def allows(self, host: str) -> bool:
+        """Whether a client at ``host`` may connect (always, when no allowlist is set)."""
+        if not self._networks:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._networks)
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def _start_session(self, connection: _Connection, session: AGISession) -> None:
+        resolved = self.routes.resolve(session.headers.script_path)
+        if resolved is None:
+            self._no_route += 1
+            self._spawn(self._refuse(connection, session, NOROUTE))
+        elif self._closing or self._open_sessions >= self.settings.max_sessions:
+            self._overloaded += 1
+            self._spawn(self._refuse(connection, session, OVERLOAD))
+        else:
+            route, params = resolved
+            self._open_sessions += 1
+            self._sessions_total += 1
+            self._spawn(self._serve(session, route, params))
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refuse(self, connection: _Connection, session: AGISession, status: str) -> None:
+        logger.warning(
+            "AGI session refused status=%s script=%s peer=%s channel=%s uniqueid=%s",
+            status,
+            session.headers.network_script,
+            connection.peer,
+            session.channel,
+            session.uniqueid,
+            extra=_context(session, status=status),
+        )
+        try:
+            await session.set_variable(STATUS_VARIABLE, status)
+        except AGIError:
+            pass  # the channel went away meanwhile: nothing left to tell
+        finally:
+            session.close()
+
+    async def _serve(self, session: AGISession, route: AgiRoute, params: Mapping[str, str]) -> None:
+        try:
+            async with asyncio.timeout(self.clock.to_wall(self.settings.session_timeout)) as limit:
+                await route.handler(session, params)
+        except AGIHangup as exc:
+            logger.debug("AGI session ended by hang-up route=%s: %s", route.pattern, exc)
+        except TimeoutError as exc:
+            self._errors += 1
+            if isinstance(exc, AGITimeout) or not limit.expired():
+                self._log_failure(session, route, exc)
+            else:
+                self._timeouts += 1
+                logger.warning(
+                    "AGI session exceeded session_timeout=%ss route=%s channel=%s uniqueid=%s",
+                    self.settings.session_timeout,
+                    route.pattern,
+                    session.channel,
+                    session.uniqueid,
+                    extra=_context(session),
+                )
+                await self._report_error(session)
+        except Exception as exc:
+            self._errors += 1
+            self._log_failure(session, route, exc)
+            await self._report_error(session)
+        finally:
+            self._open_sessions -= 1
+            session.close()
+
+    def _log_failure(self, session: AGISession, route: AgiRoute, exc: BaseException) -> None:
+        logger.error(
+            "AGI handler failed route=%s channel=%s uniqueid=%s: %s",
+            route.pattern,
+            session.channel,
+            session.uniqueid,
+            exc,
+            exc_info=exc,
+            extra=_context(session),
+        )
+
+    async def _report_error(self, session: AGISession) -> None:
+        """Tell the dialplan the handler failed, when the session can still carry a command."""
+        if session.state is SessionState.CLOSED or session.busy:
+            return
+        try:
+            await session.set_variable(STATUS_VARIABLE, ERROR)
+        except AGIError:
+            pass  # the channel is gone: the dialplan will not read it anyway
+
+
+def _context(session: AGISession, **more: str) -> dict[str, str]:
+    return {"channel": session.channel, "uniqueid": session.uniqueid, **more}

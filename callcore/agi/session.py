@@ -1,0 +1,482 @@
+"""One AGI session: the typed commands a route handler sends, and the channel's hang-up state.
+
+The server's connection feeds the session the parsed events (:meth:`AGISession.deliver`); the
+handler awaits typed methods. Hang-up is a *state* (:class:`SessionState`), moved by one
+function, :func:`next_state`: after the ``HANGUP`` line — or a ``511`` reply, the only sign with
+``AGISIGHUP=no`` — commands that need a live channel raise :class:`AGIHangup` without being
+sent, while GET/SET VARIABLE, GET FULL VARIABLE, DATABASE, EXEC, VERBOSE and NOOP still run, as
+Asterisk allows (agi-basic.txt, agi-hup*.txt): that is how a handler reads ``HANGUPCAUSE`` and
+finishes its records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import Protocol
+
+import attrs
+
+from callcore.agi.errors import (
+    AGICommandFailed,
+    AGIConnectionClosed,
+    AGIDeadChannel,
+    AGIError,
+    AGIHangup,
+    AGIInvalidCommand,
+    AGIProtocolError,
+    AGITimeout,
+    AGIUsageError,
+)
+from callcore.agi.protocol import COMMANDS, AGIHeaders, Hangup, Reply, format_command
+from callcore.clock import REAL_CLOCK, Clock
+
+logger = logging.getLogger("callcore.agi")
+
+_RUNS_DEAD = {" ".join(words): runs_dead for words, runs_dead in COMMANDS.items()}
+
+
+class SessionState(enum.Enum):
+    LIVE = "live"
+    """The channel is up: every command may be sent."""
+    DEAD = "dead"
+    """The channel hung up or left AGI: only the commands Asterisk runs on a dead channel."""
+    CLOSED = "closed"
+    """The connection is gone: nothing can be sent."""
+
+
+class SessionEvent(enum.Enum):
+    HANGUP_LINE = "HANGUP line"
+    DEAD_REPLY = "511 reply"
+    LOCAL_HANGUP = "HANGUP command"
+    CLOSED = "connection closed"
+
+
+def next_state(state: SessionState, event: SessionEvent) -> SessionState:
+    """The one place session states change: closing is final, anything else means dead."""
+    if state is SessionState.CLOSED or event is SessionEvent.CLOSED:
+        return SessionState.CLOSED
+    return SessionState.DEAD
+
+
+class ChannelStatus(enum.IntEnum):
+    """CHANNEL STATUS results (Asterisk's ``AST_STATE_*``)."""
+
+    DOWN = 0
+    RESERVED = 1
+    OFF_HOOK = 2
+    DIALING = 3
+    RING = 4
+    RINGING = 5
+    UP = 6
+    BUSY = 7
+
+
+@attrs.frozen(slots=True)
+class StreamResult:
+    """STREAM FILE: the escape digit pressed (None when playback ran out) and where it stopped.
+
+    ``failed`` (``result=-1``) means the file was missing (``endpos`` 0) or the channel went away
+    during playback (then a ``HANGUP`` line follows).
+    """
+
+    digit: str | None
+    endpos: int
+    failed: bool = False
+
+
+@attrs.frozen(slots=True)
+class DataResult:
+    """GET DATA: the digits typed (without the ending ``#``) and whether input timed out."""
+
+    digits: str
+    timed_out: bool
+    failed: bool = False
+
+
+@attrs.frozen(slots=True)
+class RecordResult:
+    """RECORD FILE: the digit that stopped it, the end position and why it ended.
+
+    ``reason`` is Asterisk's word: ``timeout``, ``dtmf``, ``hangup``, ``writefile``...
+    """
+
+    digit: str | None
+    endpos: int
+    reason: str
+    failed: bool = False
+
+
+class Transport(Protocol):
+    """What a session needs from its connection (an ``asyncio.Transport`` fits)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _digit(code: int) -> str | None:
+    return chr(code) if code > 0 else None
+
+
+class AGISession:
+    """The handler's view of one call's AGI session.
+
+    Commands are sent one at a time (AGI is strictly request/reply); each waits at most
+    ``command_timeout`` clock seconds for its reply, after which :class:`AGITimeout` is raised
+    and the session closes, since a late reply would answer the next command. Cancelling a
+    command's await leaves the session usable: its late reply is discarded.
+    """
+
+    def __init__(
+        self,
+        headers: AGIHeaders,
+        transport: Transport,
+        *,
+        command_timeout: float = 60.0,
+        clock: Clock = REAL_CLOCK,
+    ) -> None:
+        self.headers = headers
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._timeout_wall = clock.to_wall(command_timeout)
+        self._command_timeout = command_timeout
+        self._state = SessionState.LIVE
+        self._why: SessionEvent | None = None
+        self._waiter: asyncio.Future[Reply] | None = None
+        self._command = ""
+        self._orphans = 0
+        self.deadline: float | None = None
+        """Event-loop time by which the command in flight must be answered (None when idle)."""
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def hangup_reason(self) -> SessionEvent | None:
+        """What ended the live state: the HANGUP line, a 511, our own HANGUP, or the close."""
+        return self._why
+
+    @property
+    def channel(self) -> str:
+        return self.headers.channel
+
+    @property
+    def uniqueid(self) -> str:
+        return self.headers.uniqueid
+
+    def _move(self, event: SessionEvent) -> None:
+        new = next_state(self._state, event)
+        if new is not self._state:
+            if self._why is None or new is SessionState.DEAD:
+                self._why = event
+            logger.debug(
+                "AGI session %s -> %s (%s) channel=%s uniqueid=%s",
+                self._state.value,
+                new.value,
+                event.value,
+                self.channel,
+                self.uniqueid,
+            )
+            self._state = new
+
+    # -- fed by the connection -----------------------------------------------------------------
+
+    def deliver(self, event: Reply | Hangup) -> None:
+        """An event parsed from Asterisk's bytes (never a header block)."""
+        if self._state is SessionState.CLOSED:
+            return  # we closed: whatever still trickles in answers nothing
+        if isinstance(event, Hangup):
+            self._move(SessionEvent.HANGUP_LINE)
+            return
+        if event.code == 100:
+            return  # interim "Trying..."; the final reply follows
+        if self._orphans:
+            self._orphans -= 1
+            return
+        waiter = self._waiter
+        if waiter is None:
+            raise AGIProtocolError(
+                f"reply {event.code} {event.result} arrived with no command in flight "
+                f"(channel {self.channel}, uniqueid {self.uniqueid})"
+            )
+        self._waiter = None
+        self.deadline = None
+        if not waiter.done():
+            waiter.set_result(event)
+
+    def connection_lost(self) -> None:
+        """The connection closed: fail the command in flight, refuse any further one."""
+        self._move(SessionEvent.CLOSED)
+        waiter, self._waiter = self._waiter, None
+        self.deadline = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(
+                AGIConnectionClosed(
+                    f"AGI connection closed while waiting for the reply to {self._command!r} "
+                    f"(channel {self.channel}, uniqueid {self.uniqueid})"
+                )
+            )
+
+    def expire(self, now: float) -> bool:
+        """Time out the command in flight if its deadline (event-loop time) has passed."""
+        if self.deadline is None or now < self.deadline:
+            return False
+        waiter, self._waiter = self._waiter, None
+        self.deadline = None
+        self.close()
+        logger.warning(
+            "AGI command timed out command=%r timeout=%ss channel=%s uniqueid=%s",
+            self._command,
+            self._command_timeout,
+            self.channel,
+            self.uniqueid,
+            extra={"channel": self.channel, "uniqueid": self.uniqueid},
+        )
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(
+                AGITimeout(
+                    f"no reply to {self._command!r} within {self._command_timeout}s "
+                    f"(channel {self.channel}, uniqueid {self.uniqueid}); session closed"
+                )
+            )
+        return True
+
+    def close(self) -> None:
+        """End the session: Asterisk sees the connection close (``AGISTATUS=SUCCESS``)."""
+        if self._state is not SessionState.CLOSED:
+            self._move(SessionEvent.CLOSED)
+            self._transport.close()
+
+    @property
+    def busy(self) -> bool:
+        """A command is waiting for its reply."""
+        return self._waiter is not None
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def command(self, command: str, *args: str | int) -> Reply:
+        """Send any AGI command and return its ``200`` reply (the typed methods build on it).
+
+        Raises :class:`AGIHangup` without sending when the channel is dead and ``command`` needs
+        a live one; :class:`AGIDeadChannel` on ``511``, :class:`AGIInvalidCommand` on ``510``,
+        :class:`AGIUsageError` on ``520``.
+        """
+        line = format_command(command, *args)
+        state = self._state
+        if state is not SessionState.LIVE:
+            if state is SessionState.CLOSED:
+                raise AGIConnectionClosed(
+                    f"cannot send {command}: the AGI session is closed "
+                    f"(channel {self.channel}, uniqueid {self.uniqueid})"
+                )
+            if not _RUNS_DEAD.get(command.upper(), False):
+                why = self._why.value if self._why else "hang-up"
+                raise AGIHangup(
+                    f"cannot send {command}: the channel is dead ({why}) "
+                    f"(channel {self.channel}, uniqueid {self.uniqueid})"
+                )
+        if self._waiter is not None:
+            raise AGIError(
+                f"cannot send {command} while {self._command!r} waits for its reply: "
+                "AGI commands go one at a time"
+            )
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        self._command = command
+        self.deadline = self._loop.time() + self._timeout_wall
+        self._transport.write(line)
+        try:
+            reply = await waiter
+        except asyncio.CancelledError:
+            if self._waiter is waiter:
+                self._waiter = None
+                self.deadline = None
+                self._orphans += 1
+            raise
+        if reply.code == 200:
+            return reply
+        return self._refused(command, reply)
+
+    def _refused(self, command: str, reply: Reply) -> Reply:
+        where = f"(channel {self.channel}, uniqueid {self.uniqueid})"
+        if reply.code == 511:
+            self._move(SessionEvent.DEAD_REPLY)
+            raise AGIDeadChannel(f"{command}: 511 {reply.text} {where}")
+        if reply.code == 510:
+            raise AGIInvalidCommand(f"{command}: 510 {reply.text} {where}")
+        if reply.code == 520:
+            raise AGIUsageError(f"{command}: 520 invalid command syntax {where}", reply.text)
+        raise AGIProtocolError(f"{command}: unexpected reply code {reply.code} {where}")
+
+    async def _result(self, command: str, *args: str | int) -> tuple[Reply, int]:
+        reply = await self.command(command, *args)
+        try:
+            return reply, int(reply.result or "")
+        except ValueError:
+            raise AGIProtocolError(
+                f"{command}: result {reply.result!r} is not a number "
+                f"(channel {self.channel}, uniqueid {self.uniqueid})"
+            ) from None
+
+    def _failed(self, command: str, result: int) -> AGICommandFailed:
+        return AGICommandFailed(
+            f"{command} failed with result={result} "
+            f"(channel {self.channel}, uniqueid {self.uniqueid})"
+        )
+
+    # -- typed commands ------------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        _, result = await self._result("ANSWER")
+        if result < 0:
+            raise self._failed("ANSWER", result)
+
+    async def hangup(self, channel: str | None = None) -> None:
+        """Hang up this channel (the session turns dead at once) or another one by name."""
+        _, result = await self._result("HANGUP", *([channel] if channel else []))
+        if result != 1:
+            raise self._failed("HANGUP", result)
+        if channel is None:
+            self._move(SessionEvent.LOCAL_HANGUP)
+
+    async def stream_file(
+        self, file: str, escape_digits: str = "", offset: int | None = None
+    ) -> StreamResult:
+        args: list[str | int] = [file, escape_digits]
+        if offset is not None:
+            args.append(offset)
+        reply, result = await self._result("STREAM FILE", *args)
+        return StreamResult(_digit(result), reply.endpos or 0, result < 0)
+
+    async def get_data(
+        self, file: str, timeout_ms: int | None = None, max_digits: int | None = None
+    ) -> DataResult:
+        """Play ``file`` and collect digits; ``timeout_ms`` None or 0 is Asterisk's default."""
+        args: list[str | int] = [file]
+        if timeout_ms is not None or max_digits is not None:
+            args.append(timeout_ms or 0)
+        if max_digits is not None:
+            args.append(max_digits)
+        reply = await self.command("GET DATA", *args)
+        digits = reply.result or ""
+        if digits == "-1":
+            return DataResult("", False, True)
+        return DataResult(digits, reply.data == "timeout")
+
+    async def wait_for_digit(self, timeout_ms: int = -1) -> str | None:
+        """The digit pressed within ``timeout_ms`` (-1: forever), or None on timeout."""
+        _, result = await self._result("WAIT FOR DIGIT", timeout_ms)
+        if result < 0:
+            raise self._failed("WAIT FOR DIGIT", result)
+        return _digit(result)
+
+    async def _say(self, command: str, *args: str | int) -> str | None:
+        _, result = await self._result(command, *args)
+        if result < 0:
+            raise self._failed(command, result)
+        return _digit(result)
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        return await self._say("SAY DIGITS", digits, escape_digits)
+
+    async def say_number(
+        self, number: int, escape_digits: str = "", gender: str | None = None
+    ) -> str | None:
+        return await self._say("SAY NUMBER", number, escape_digits, *([gender] if gender else []))
+
+    async def say_alpha(self, text: str, escape_digits: str = "") -> str | None:
+        return await self._say("SAY ALPHA", text, escape_digits)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command("SET VARIABLE", name, value)
+
+    async def get_variable(self, name: str) -> str | None:
+        """The variable's value, or None when it is not set (``200 result=0``)."""
+        reply = await self.command("GET VARIABLE", name)
+        return reply.data if reply.result == "1" else None
+
+    async def get_full_variable(self, expression: str, channel: str | None = None) -> str | None:
+        """``expression`` (``${CALLERID(all)}``) evaluated; None when ``channel`` does not exist."""
+        reply = await self.command("GET FULL VARIABLE", expression, *([channel] if channel else []))
+        return reply.data if reply.result == "1" else None
+
+    async def exec(self, application: str, *args: str) -> int:
+        """Run a dialplan application; ``args`` are joined with commas, as the dialplan does.
+
+        Returns the application's result (0 for most); an unknown application raises
+        :class:`AGICommandFailed` (Asterisk's ``-2``).
+        """
+        _, result = await self._result("EXEC", application, *([",".join(args)] if args else []))
+        if result == -2:
+            raise AGICommandFailed(
+                f"EXEC {application}: no such application "
+                f"(channel {self.channel}, uniqueid {self.uniqueid})"
+            )
+        return result
+
+    async def gosub(self, context: str, extension: str, priority: str | int, *args: str) -> None:
+        """Run a dialplan subroutine and wait for it (the interim ``100`` line is skipped)."""
+        extra = [",".join(args)] if args else []
+        _, result = await self._result("GOSUB", context, extension, priority, *extra)
+        if result != 0:
+            raise self._failed("GOSUB", result)
+
+    async def record_file(
+        self,
+        path: str,
+        file_format: str = "wav",
+        escape_digits: str = "#",
+        timeout_ms: int = -1,
+        *,
+        beep: bool = False,
+        silence_s: int | None = None,
+    ) -> RecordResult:
+        args: list[str | int] = [path, file_format, escape_digits, timeout_ms]
+        if beep or silence_s is not None:
+            args.append(0)
+        if beep:
+            args.append("BEEP")
+        if silence_s is not None:
+            args.append(f"s={silence_s}")
+        reply, result = await self._result("RECORD FILE", *args)
+        return RecordResult(_digit(result), reply.endpos or 0, reply.data or "", result < 0)
+
+    async def set_music(self, on: bool, music_class: str | None = None) -> None:
+        await self.command(
+            "SET MUSIC", "on" if on else "off", *([music_class] if music_class else [])
+        )
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command("VERBOSE", message, level)
+
+    async def channel_status(self, channel: str | None = None) -> ChannelStatus | None:
+        """This channel's (or ``channel``'s) state; None when no such channel exists."""
+        _, result = await self._result("CHANNEL STATUS", *([channel] if channel else []))
+        return ChannelStatus(result) if result in ChannelStatus._value2member_map_ else None
+
+    async def database_get(self, family: str, key: str) -> str | None:
+        reply = await self.command("DATABASE GET", family, key)
+        return reply.data if reply.result == "1" else None
+
+    async def database_put(self, family: str, key: str, value: str) -> None:
+        _, result = await self._result("DATABASE PUT", family, key, value)
+        if result != 1:
+            raise self._failed("DATABASE PUT", result)
+
+    async def database_del(self, family: str, key: str) -> None:
+        _, result = await self._result("DATABASE DEL", family, key)
+        if result != 1:
+            raise self._failed("DATABASE DEL", result)
+
+    async def database_deltree(self, family: str, keytree: str | None = None) -> bool:
+        """Delete a family (or a subtree); False when there was nothing to delete."""
+        _, result = await self._result("DATABASE DELTREE", family, *([keytree] if keytree else []))
+        return result == 1
+
+    async def noop(self, text: str | None = None) -> None:
+        await self.command("NOOP", *([text] if text else []))
