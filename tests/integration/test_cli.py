@@ -76,6 +76,8 @@ def test_version_and_help_for_every_command(cli_env):
         ["db", "url"],
         ["db", "shell"],
         ["secret-key"],
+        ["dialplan"],
+        ["dialplan", "render"],
     ):
         result = run(cli_env, *command, "--help")
         assert result.returncode == 0, (command, result.stderr)
