@@ -201,3 +201,17 @@ def test_demo_runs_on_the_embedded_database_with_no_database_configured(tmp_path
     assert (data / "secret.key").exists()
     # The embedded server was stopped with the node: no live postmaster is left behind.
     assert not list(data.rglob("postmaster.pid"))
+
+
+def test_db_shell_runs_psql_on_the_database(cli_env):
+    result = subprocess.run(
+        [*CALLCORE, "db", "shell"],
+        env=cli_env,
+        input="SELECT 'shell-ok:' || count(*) FROM schema_migrations;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "shell-ok:1" in result.stdout
