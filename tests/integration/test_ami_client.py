@@ -9,7 +9,15 @@ import socket
 import pytest
 
 from callcore.ami.client import AMIClient, Backoff, ConnectionState, ResyncSnapshot
-from callcore.ami.errors import AMIActionError, AMIAuthError, AMIConnectionLost, AMIInjectionError
+from callcore.ami.errors import (
+    AMIActionError,
+    AMIAuthError,
+    AMIConnectionLost,
+    AMIEventOverflow,
+    AMIInjectionError,
+    AMIProtocolError,
+    AMITimeout,
+)
 from callcore.ami.events import AMIEvent, OriginateResponse, RawEvent
 from callcore.ami.manager import AMIManager
 from callcore.clock import ScaledClock
@@ -45,6 +53,7 @@ LOGIN = block(ACTIONS, "<< Asterisk Call Manager", "<< SessionTV") + "<< \\r\\n\
 CORE_SHOW_CHANNELS = block(ACTIONS, ">> Action: CoreShowChannels", "<< ListItems: 2")
 CORE_SHOW_CHANNELS += "<< \\r\\n\n"
 EOF_NOTE = "## <EOF from Asterisk: connection closed by peer>\n"
+LF_PING = block(ACTIONS, ">> Action: Ping\\n", "<< \\r\\n")
 LOGOFF = block(ACTIONS, ">> Action: Logoff", "<< \\r\\n") + EOF_NOTE
 
 
@@ -232,7 +241,7 @@ async def test_malformed_message_and_event_missing_keys_are_logged_and_skipped(
         "<< \\r\\n\n"
         "<< Event: Hangup\\r\\n\n<< Channel: Local/x;1\\r\\n\n<< Cause: 16\\r\\n\n<< \\r\\n\n"
     )
-    text = LOGIN + bad + block(ACTIONS, ">> Action: Ping\\n", "<< \\r\\n") + LOGOFF
+    text = LOGIN + bad + LF_PING + LOGOFF
     events: list[AMIEvent] = []
     async with AMIReplayServer.from_text(text) as server:
         client = AMIClient(settings(server.port), resync_actions=())
@@ -279,3 +288,41 @@ async def test_manager_keeps_one_server_working_while_another_is_down() -> None:
                 assert sorted(manager) == ["pbx1", "pbx2"]
         assert all(c.state is ConnectionState.CLOSED for c in manager.values())
         assert all(c.pending_count == 0 for c in manager.values())
+
+
+async def test_malformed_answer_fails_its_action_and_the_session_goes_on() -> None:
+    spoilt = (
+        ">> Action: Ping\\r\\n\n>> ActionID: spoilt-1\\r\\n\n>> \\r\\n\n"
+        "<< Response: Success\\r\\n\n<< ActionID: spoilt-1\\r\\n\n"
+        "<< garbage here\\r\\n\n<< \\r\\n\n"
+    )
+    async with AMIReplayServer.from_text(LOGIN + spoilt + LF_PING + LOGOFF) as server:
+        client = await ready_client(server.port, resync_actions=())
+        with pytest.raises(AMIProtocolError, match=r"answer to Ping was malformed.*garbage here"):
+            await client.action("Ping", timeout=TIMEOUT)
+        assert (await client.action("Ping", timeout=TIMEOUT))["Ping"] == "Pong"
+        assert client.pending_count == 0 and client.connections == 1
+        await client.close()
+
+
+async def test_unanswered_action_times_out_and_leaves_nothing_pending() -> None:
+    unanswered = ">> Action: Ping\\r\\n\n>> ActionID: never-1\\r\\n\n>> \\r\\n\n"
+    async with AMIReplayServer.from_text(LOGIN + unanswered) as server:
+        client = await ready_client(server.port, resync_actions=(), clock=ScaledClock(50))
+        with pytest.raises(AMITimeout, match=r"Ping \(ActionID [\w-]+\) within 5.0s"):
+            await client.action("Ping", timeout=5.0)  # 0.1 s of wall time
+        assert client.pending_count == 0
+        await client.close()
+
+
+async def test_a_stream_that_is_not_read_overflows_without_blocking_the_client() -> None:
+    async with AMIReplayServer.from_text(LOGIN + LF_PING + LOGOFF) as server:
+        client = AMIClient(settings(server.port), resync_actions=())
+        stream = client.events(maxsize=1)
+        async with client:
+            await client.wait_ready(TIMEOUT)  # FullyBooted and SuccessfulAuth: one too many
+            assert (await client.action("Ping", timeout=TIMEOUT))["Ping"] == "Pong"
+            with pytest.raises(AMIEventOverflow, match="2 events dropped"):
+                await anext(stream)
+            with pytest.raises(StopAsyncIteration):
+                await anext(stream)
