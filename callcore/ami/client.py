@@ -521,8 +521,6 @@ class AMIClient:
         try:
             await self._handshake(reading)
             await reading
-        except asyncio.CancelledError:
-            raise
         except AMIConnectionLost as error:
             lost = error
             raise
