@@ -126,7 +126,9 @@ class AGISession:
     Commands are sent one at a time (AGI is strictly request/reply); each waits at most
     ``command_timeout`` clock seconds for its reply, after which :class:`AGITimeout` is raised
     and the session closes, since a late reply would answer the next command. Cancelling a
-    command's await leaves the session usable: its late reply is discarded.
+    command's await closes the session too: Asterisk may or may not still answer it (a command
+    written during STREAM FILE or GET DATA ends the playback with no reply at all), so no reply
+    after it could be trusted.
     """
 
     def __init__(
@@ -146,7 +148,6 @@ class AGISession:
         self._why: SessionEvent | None = None
         self._waiter: asyncio.Future[Reply] | None = None
         self._command = ""
-        self._orphans = 0
         self.deadline: float | None = None
         """Event-loop time by which the command in flight must be answered (None when idle)."""
 
@@ -195,9 +196,6 @@ class AGISession:
             return
         if event.code == 100:
             return  # interim "Trying..."; the final reply follows
-        if self._orphans:
-            self._orphans -= 1
-            return
         waiter = self._waiter
         if waiter is None:
             raise AGIProtocolError(
@@ -293,10 +291,7 @@ class AGISession:
         try:
             reply = await waiter
         except asyncio.CancelledError:
-            if self._waiter is waiter:
-                self._waiter = None
-                self.deadline = None
-                self._orphans += 1
+            self.close()  # whether Asterisk will still answer is unknowable: see the class doc
             raise
         if reply.code == 200:
             return reply

@@ -14,8 +14,10 @@ so a 3 s prompt takes 3 simulated seconds. :func:`run_agi_call` is the one-liner
 
 Modelled from Asterisk's documentation rather than a capture: SAY * durations (0.5 s per
 character), the applications EXEC knows (Set, NoOp, Playback, Wait; others answer ``-2``), and
-GOSUB always completing. Commands Asterisk reads while idle are answered in order (Asterisk's
-delay of a second pipelined command, agi-partialcmd.txt, is not reproduced).
+GOSUB always completing. Not reproduced: Asterisk's delay of a second pipelined command
+(agi-partialcmd.txt; here commands are answered in order) and a command written during STREAM
+FILE or GET DATA cutting the playback short without a reply (callcore's session never does it).
+The server closing the connection does end a running command, as on Asterisk.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ class _Usage(Exception):
     """The command's arguments are wrong: answer with a 520 frame."""
 
 
+class _ServerGone(Exception):
+    """The server closed the connection while a command ran (agi-closemidcmd.txt)."""
+
+
 class AGIChannel:
     """The Asterisk side of one AGI session, driven by a :class:`Caller`."""
 
@@ -175,6 +181,8 @@ class AGIChannel:
         )
         self._writer: asyncio.StreamWriter | None = None
         self._closed = False
+        self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._server_gone = asyncio.Event()
         self._handlers: dict[tuple[str, ...], Callable[[list[str]], Awaitable[bytes]]] = {
             ("ANSWER",): self._answer,
             ("HANGUP",): self._hangup,
@@ -268,44 +276,53 @@ class AGIChannel:
         )
 
     async def _serve(self, reader: asyncio.StreamReader) -> None:
-        lines = CommandReader()
-        queued: list[str] = []
+        pump = asyncio.create_task(self._pump(reader))
         answered = 0
-        while not self._closed:
-            if not queued:
-                data = await self._read_idle(reader)
-                if data is None:
-                    continue  # the caller hung up while idle; keep serving dead-mode commands
-                if not data:
-                    return  # the server closed the connection
-                queued.extend(lines.feed(data))
-                continue
-            words = parse_command(queued.pop(0))
-            self.commands.append(tuple(words))
-            reply = await self._execute(words)
-            self._send(reply)
-            answered += 1
-            limit = self.caller.hangup_after_commands
-            if limit is not None and answered == limit and not self.dead:
-                self._hangup_at, self._hangup_kind = self.now(), "hangup"
-            if not self.dead and self.now() >= self._hangup_at:
-                self._hang_up()
-
-    async def _read_idle(self, reader: asyncio.StreamReader) -> bytes | None:
-        """The next bytes from the server; None when the caller hung up first."""
-        if self.dead:
-            try:
-                return await reader.read(4096)
-            except ConnectionError:
-                return b""
-        remaining = self._hangup_at - self.now()
         try:
-            return await self.clock.wait_for(reader.read(4096), max(remaining, 0.0))
-        except TimeoutError:
-            self._hang_up()
-            return None
+            while not self._closed:
+                line = await self._next_line()
+                if line is None:
+                    return  # the server closed the connection
+                words = parse_command(line)
+                self.commands.append(tuple(words))
+                try:
+                    reply = await self._execute(words)
+                except _ServerGone:
+                    return  # like Asterisk, a running command ends when the script goes away
+                self._send(reply)
+                answered += 1
+                limit = self.caller.hangup_after_commands
+                if limit is not None and answered == limit and not self.dead:
+                    self._hangup_at, self._hangup_kind = self.now(), "hangup"
+                if not self.dead and self.now() >= self._hangup_at:
+                    self._hang_up()
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+    async def _pump(self, reader: asyncio.StreamReader) -> None:
+        """Read the server's bytes as they come, so the end of the connection is seen at once."""
+        lines = CommandReader()
+        try:
+            while data := await reader.read(4096):
+                for line in lines.feed(data):
+                    self._inbox.put_nowait(line)
         except ConnectionError:
-            return b""
+            pass  # reset by the server: the same end as a close
+        self._inbox.put_nowait(None)
+        self._server_gone.set()
+
+    async def _next_line(self) -> str | None:
+        """The next command; the caller hanging up meanwhile sends the HANGUP line first."""
+        while True:
+            if self.dead:
+                return await self._inbox.get()
+            try:
+                return await self.clock.wait_for(
+                    self._inbox.get(), max(self._hangup_at - self.now(), 0.0)
+                )
+            except TimeoutError:
+                self._hang_up()
 
     def _send(self, data: bytes) -> None:
         if self._writer is not None and not self._closed:
@@ -346,9 +363,16 @@ class AGIChannel:
         return self.clock.monotonic() - self._start
 
     async def _sleep_until(self, moment: float) -> None:
+        """Let time pass during a command; raises _ServerGone if the server closes meanwhile."""
         delay = moment - self.now()
+        if self._server_gone.is_set():
+            raise _ServerGone
         if delay > 0:
-            await self.clock.sleep(delay)
+            try:
+                await self.clock.wait_for(self._server_gone.wait(), delay)
+            except TimeoutError:
+                return
+            raise _ServerGone
 
     def _queue(self, digits: str, at: float, gap: float) -> None:
         self._pending.extend((at + i * gap, digit) for i, digit in enumerate(digits))
@@ -361,26 +385,27 @@ class AGIChannel:
                 self._waiting_prompts.remove(press)
                 self._queue(press.digits, start + press.after, press.gap)
 
-    async def _listen(self, until: float, accept: str) -> tuple[str, str | None]:
-        """Wait until ``until`` for a digit in ``accept``: ``("digit", d)``, ``("hangup",
-        None)`` or ``("timeout", None)``. Digits pressed before now were lost while idle;
-        digits outside ``accept`` are heard and ignored."""
+    async def _listen(self, until: float, accept: str) -> tuple[str, str | None, float]:
+        """Wait until ``until`` for a digit in ``accept``.
+
+        Returns ``("digit", d, t)``, ``("hangup", None, t)`` or ``("timeout", None, until)``
+        with ``t`` the scripted moment it happened. Digits pressed before now were lost while
+        idle; digits outside ``accept`` are heard and ignored.
+        """
         now = self.now()
         self._pending = [(t, d) for t, d in self._pending if t >= now]
         while True:
             first = self._pending[0][0] if self._pending else math.inf
             if self._hangup_at <= min(first, until) and not self.dead:
                 await self._sleep_until(self._hangup_at)
-                return "hangup", None
+                return "hangup", None, self._hangup_at
             if first >= until:
-                if math.isinf(until):
-                    raise AssertionError("unreachable: max_duration bounds every wait")
                 await self._sleep_until(until)
-                return "timeout", None
+                return "timeout", None, until
             at, digit = self._pending.pop(0)
             await self._sleep_until(at)
             if digit in accept:
-                return "digit", digit
+                return "digit", digit, at
 
     def _duration(self, file: str) -> float:
         return self.caller.media.get(file, self.caller.default_media)
@@ -410,9 +435,8 @@ class AGIChannel:
         start = self.now()
         duration = self._duration(file)
         self._prompt_starts(file)
-        outcome, digit = await self._listen(start + duration, escape)
-        played = min(self.now() - start, duration)
-        return outcome, digit, round(played * SAMPLE_RATE)
+        outcome, digit, at = await self._listen(start + duration, escape)
+        return outcome, digit, round((at - start) * SAMPLE_RATE)
 
     async def _stream_file(self, args: list[str], *, control: bool = False) -> bytes:
         if len(args) < 2:
@@ -457,7 +481,7 @@ class AGIChannel:
             elif waiting:
                 return format_reply(digits, data="timeout")
             waiting = True
-            outcome, digit = await self._listen(self.now() + timeout, ALL_DIGITS)
+            outcome, digit, _ = await self._listen(self.now() + timeout, ALL_DIGITS)
 
     async def _wait_for_digit(self, args: list[str]) -> bytes:
         try:
@@ -465,14 +489,16 @@ class AGIChannel:
         except (IndexError, ValueError):
             raise _Usage("<timeout ms, -1 for ever>") from None
         until = self.now() + timeout_ms / 1000 if timeout_ms >= 0 else self.caller.max_duration
-        outcome, digit = await self._listen(until, ALL_DIGITS)
+        outcome, digit, _ = await self._listen(until, ALL_DIGITS)
         if outcome == "hangup":
             return format_reply(-1)
         return format_reply(ord(digit) if digit else 0)
 
     async def _say(self, text: str, escape: str) -> bytes:
         start = self.now()
-        outcome, digit = await self._listen(start + len(text) * SAY_SECONDS_PER_CHARACTER, escape)
+        outcome, digit, _ = await self._listen(
+            start + len(text) * SAY_SECONDS_PER_CHARACTER, escape
+        )
         if outcome == "hangup":
             return format_reply(-1)
         return format_reply(ord(digit) if digit else 0)
@@ -568,7 +594,7 @@ class AGIChannel:
                     return format_reply(-1)
                 self.variables["PLAYBACKSTATUS"] = "SUCCESS"
         elif application == "wait":
-            outcome, _ = await self._listen(self.now() + float(options or 0), "")
+            outcome, _, _ = await self._listen(self.now() + float(options or 0), "")
             if outcome == "hangup":
                 return format_reply(-1)
         elif application != "noop":
@@ -578,7 +604,7 @@ class AGIChannel:
     async def _gosub(self, args: list[str]) -> bytes:
         if len(args) < 3:
             raise _Usage("<context> <extension> <priority> [arguments]")
-        self._send(format_reply(0, text="Trying..."))
+        self._send(format_reply(0, text="Trying...", code=100))
         return format_reply(0, text="Gosub complete")
 
     async def _record_file(self, args: list[str]) -> bytes:
@@ -590,7 +616,7 @@ class AGIChannel:
             raise _Usage("<file> <format> <escape digits> <timeout ms>") from None
         self.recordings.append(f"{args[0]}.{args[1]}")
         until = self.now() + timeout_ms / 1000 if timeout_ms >= 0 else self.caller.max_duration
-        outcome, digit = await self._listen(until, args[2])
+        outcome, digit, _ = await self._listen(until, args[2])
         if outcome == "hangup":
             return format_reply(-1, data="hangup", endpos=0)
         if digit is not None:
