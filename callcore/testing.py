@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pytest
@@ -51,18 +51,16 @@ except ImportError:  # pragma: no cover - db_pool then reports that no async plu
 TEST_DATABASE_URL_ENV = "CALLCORE_TEST_DATABASE_URL"
 
 TEST_SECRET_KEY = base64.urlsafe_b64encode(b"callcore-test-key-not-a-secret!!").decode("ascii")
-"""A valid Fernet key, public on purpose: tests need stable ciphertexts, never real secrecy."""
+"""A valid Fernet key, public on purpose: tests need a known key, never real secrecy."""
 
 # UTF-8 and the C locale whatever the server's defaults, so results don't vary between servers.
 _PRISTINE = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER libc LOCALE 'C'"
 
-_T = TypeVar("_T")
 
-
-def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run admin SQL in a private thread and loop, so it works whatever loop the test uses."""
     with ThreadPoolExecutor(max_workers=1) as executor:
-        return executor.submit(asyncio.run, coroutine).result()
+        executor.submit(asyncio.run, coroutine).result()
 
 
 async def _execute(url: str, statement: str) -> None:

@@ -31,17 +31,6 @@ def query(url, sql):
     return asyncio.run(run())
 
 
-def execute(url, sql):
-    async def run():
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 def postmaster_pid(server):
     return int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
 
@@ -103,7 +92,8 @@ def test_restart_reuses_the_cluster_and_its_data(embedded):
     assert query(url, "SHOW listen_addresses") == "127.0.0.1"
     owner = SERVER_ACCOUNT if os.geteuid() == 0 else getpass.getuser()
     assert psutil.Process(postmaster_pid(server)).username() == owner
-    execute(url, "CREATE TABLE kept (note text); INSERT INTO kept VALUES ('still here')")
+    query(url, "CREATE TABLE kept (note text)")
+    query(url, "INSERT INTO kept VALUES ('still here')")
     cluster_created = (server.pgdata / "PG_VERSION").stat().st_ino
     port = query(url, "SHOW port")
     server.stop()
