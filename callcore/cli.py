@@ -177,10 +177,10 @@ def _psql(url: str) -> int:
 
 
 def cmd_db_url(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.database_url is not None:
-        print(settings.database_url.value)
-        return 0
-    return asyncio.run(_with_database_url(settings, lambda url: print(url) or 0))
+    from callcore.db.runtime import database_url
+
+    print(database_url(settings))
+    return 0
 
 
 def cmd_db_shell(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -175,10 +177,11 @@ def test_serve_on_a_taken_port_names_it(cli_env):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
-def test_demo_runs_on_the_embedded_database_with_no_database_configured(tmp_path):
+def test_demo_runs_on_the_embedded_database_with_no_database_configured():
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
     env.pop("DATABASE_URL", None)
-    data = tmp_path / "demo-data"
+    # Not under pytest's tmp_path: pytest resets it to 0700, locking out the server's account.
+    data = Path(tempfile.mkdtemp(prefix="callcore-demo-")) / "data"
     env["CALLCORE_DATA"] = str(data)
     port = free_port()
     process = subprocess.Popen(
@@ -201,6 +204,7 @@ def test_demo_runs_on_the_embedded_database_with_no_database_configured(tmp_path
     assert (data / "secret.key").exists()
     # The embedded server was stopped with the node: no live postmaster is left behind.
     assert not list(data.rglob("postmaster.pid"))
+    shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def test_db_shell_runs_psql_on_the_database(cli_env):
@@ -215,3 +219,23 @@ def test_db_shell_runs_psql_on_the_database(cli_env):
     )
     assert result.returncode == 0, result.stderr
     assert "shell-ok:1" in result.stdout
+
+
+async def test_db_url_of_the_embedded_database_stays_usable():
+    from callcore.db.embedded import EmbeddedPostgres
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
+    env.pop("DATABASE_URL", None)
+    data = Path(tempfile.mkdtemp(prefix="callcore-dburl-")) / "data"
+    env["CALLCORE_DATA"] = str(data)
+    try:
+        result = run(env, "db", "url", timeout=120)
+        assert result.returncode == 0, result.stderr
+        conn = await asyncpg.connect(result.stdout.strip())
+        try:
+            assert (await conn.fetchval("SHOW server_version")).startswith("18")
+        finally:
+            await conn.close()
+    finally:
+        EmbeddedPostgres(data).stop()
+        shutil.rmtree(data.parent, ignore_errors=True)
