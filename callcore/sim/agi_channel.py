@@ -378,8 +378,7 @@ class AGIChannel:
         self._pending.extend((at + i * gap, digit) for i, digit in enumerate(digits))
         self._pending.sort()
 
-    def _prompt_starts(self, prompt: str) -> None:
-        start = self.now()
+    def _prompt_starts(self, prompt: str, start: float) -> None:
         for press in list(self._waiting_prompts):
             if press.prompt == prompt:
                 self._waiting_prompts.remove(press)
@@ -434,7 +433,7 @@ class AGIChannel:
         """Play ``file``: the outcome, the digit, and the end position in samples."""
         start = self.now()
         duration = self._duration(file)
-        self._prompt_starts(file)
+        self._prompt_starts(file, start)
         outcome, digit, at = await self._listen(start + duration, escape)
         return outcome, digit, round((at - start) * SAMPLE_RATE)
 
