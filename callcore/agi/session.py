@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import attrs
 
@@ -295,9 +295,9 @@ class AGISession:
             raise
         if reply.code == 200:
             return reply
-        return self._refused(command, reply)
+        self._refused(command, reply)
 
-    def _refused(self, command: str, reply: Reply) -> Reply:
+    def _refused(self, command: str, reply: Reply) -> NoReturn:
         where = f"(channel {self.channel}, uniqueid {self.uniqueid})"
         if reply.code == 511:
             self._move(SessionEvent.DEAD_REPLY)
