@@ -1,23 +1,29 @@
 """What a running callcore node holds, opened and closed in one place and in a fixed order.
 
 Order matters: the secret key is checked before anything starts (so a misconfigured node fails
-fast), plugins load before the database syncs what they register, and everything closes in the
-reverse order it opened.
+fast), plugins load before the database syncs what they register, the event bus exists before
+anything publishes on it, and everything closes in the reverse order it opened — the FastAGI
+server drains its calls before the database they write to goes away.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import attrs
 
+from callcore.agi.server import FastAGIServer
+from callcore.ami.manager import AMIManager
+from callcore.clock import REAL_CLOCK, Clock
 from callcore.config import Settings
 from callcore.crypto import SecretCipher, load_cipher
 from callcore.db.dispositions import sync_registered_dispositions
 from callcore.db.runtime import Database, open_database
 from callcore.events import EventBus, PgEventBridge
 from callcore.plugin_manager import PluginHost, load_plugins
+
+AGI_DRAIN_SECONDS = 30.0
 
 
 @attrs.define
@@ -27,6 +33,9 @@ class Runtime:
     plugins: PluginHost
     database: Database
     bus: EventBus
+    clock: Clock
+    agi: FastAGIServer | None = None
+    ami: AMIManager | None = None
 
     @property
     def node_id(self) -> str:
@@ -34,12 +43,25 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, clock: Clock = REAL_CLOCK, agi_port: int | None = None
+) -> AsyncIterator[Runtime]:
+    """Open a node. ``agi_port`` overrides ``settings.agi.port`` (0: any free port, for tests)."""
     cipher = load_cipher(settings)
     plugins = load_plugins()
-    async with open_database(settings) as database:
+    async with AsyncExitStack() as stack:
+        database = await stack.enter_async_context(open_database(settings))
         async with database.pool.acquire() as conn:
             await sync_registered_dispositions(conn, plugins.dispositions())
         bus = EventBus()
-        async with PgEventBridge(bus, database.url):
-            yield Runtime(settings, cipher, plugins, database, bus)
+        await stack.enter_async_context(PgEventBridge(bus, database.url))
+        runtime = Runtime(settings, cipher, plugins, database, bus, clock)
+        if settings.agi.enabled:
+            runtime.agi = FastAGIServer(
+                plugins.agi_routes(), settings.agi, clock=clock, port=agi_port
+            )
+            await runtime.agi.start()
+            stack.push_async_callback(runtime.agi.close, AGI_DRAIN_SECONDS)
+        if settings.ami.servers:
+            runtime.ami = await stack.enter_async_context(AMIManager(settings.ami.servers, clock))
+        yield runtime

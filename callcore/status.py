@@ -37,12 +37,30 @@ class PluginFailureStatus:
 
 
 @attrs.frozen
+class AgiStatus:
+    address: str
+    open_sessions: int
+    sessions_total: int
+    refused: int
+    errors: int
+
+
+@attrs.frozen
+class AmiServerStatus:
+    id: str
+    address: str
+    state: str
+
+
+@attrs.frozen
 class StatusReport:
     version: str
     database: DatabaseStatus
     plugins: tuple[PluginStatus, ...]
     plugin_failures: tuple[PluginFailureStatus, ...]
     dispositions: int
+    agi: AgiStatus | None
+    ami: tuple[AmiServerStatus, ...]
 
     @property
     def healthy(self) -> bool:
@@ -64,6 +82,27 @@ async def _database_status(runtime: Runtime) -> tuple[DatabaseStatus, int]:
     return DatabaseStatus(True, embedded, version, migrations), dispositions
 
 
+def _agi_status(runtime: Runtime) -> AgiStatus | None:
+    if runtime.agi is None:
+        return None
+    stats = runtime.agi.stats
+    address = f"{runtime.settings.agi.host}:{runtime.agi.port}"
+    return AgiStatus(
+        address, stats.open_sessions, stats.sessions_total, stats.refused, stats.errors
+    )
+
+
+def _ami_status(runtime: Runtime) -> tuple[AmiServerStatus, ...]:
+    if runtime.ami is None:
+        return ()
+    return tuple(
+        AmiServerStatus(
+            server_id, runtime.ami[server_id].address, runtime.ami[server_id].state.value
+        )
+        for server_id in runtime.ami
+    )
+
+
 async def collect_status(runtime: Runtime) -> StatusReport:
     database, dispositions = await _database_status(runtime)
     return StatusReport(
@@ -78,4 +117,6 @@ async def collect_status(runtime: Runtime) -> StatusReport:
             for f in runtime.plugins.failures
         ),
         dispositions=dispositions,
+        agi=_agi_status(runtime),
+        ami=_ami_status(runtime),
     )

@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from callcore.config import Secret, Settings
+from callcore.config import AgiSettings, Secret, Settings
 from callcore.db.embedded import EmbeddedPostgres
 from callcore.db.migrate import apply_migrations
 from callcore.db.pool import connect, create_pool, with_database
@@ -145,11 +145,16 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 def callcore_settings(database_url: str, tmp_path: Path) -> Settings:
-    """Settings for a node on ``database_url``, with its own data directory and a fixed key."""
+    """Settings for a node on ``database_url``, with its own data directory and a fixed key.
+
+    The FastAGI server is off, so tests never compete for port 4573; a test that wants it
+    enables it with ``attrs.evolve`` and passes ``agi_port=0`` to ``open_runtime``.
+    """
     data_dir = tmp_path / "callcore-data"
     data_dir.mkdir()
     return Settings(
         data_dir=data_dir,
         database_url=Secret(database_url),
         secret_key=Secret(TEST_SECRET_KEY),
+        agi=AgiSettings(enabled=False),
     )

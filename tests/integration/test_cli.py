@@ -1,5 +1,6 @@
 """The `callcore` command, run as a user runs it: a real process, a real database."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 from callcore import __version__
 from callcore.auth.passwords import verify_password
 from callcore.crypto import generate_key
+from callcore.sim.agi_channel import run_agi_call
 
 CALLCORE = [sys.executable, "-m", "callcore.cli"]
 
@@ -30,6 +32,7 @@ def cli_env(database_url, tmp_path):
         CALLCORE_DATABASE_URL=database_url,
         CALLCORE_SECRET_KEY=generate_key(),
         CALLCORE_DATA=str(tmp_path / "data"),
+        CALLCORE_AGI_PORT=str(free_port()),
     )
     return env
 
@@ -149,8 +152,9 @@ def test_db_url_prints_the_configured_url(cli_env, database_url):
     assert result.stdout.strip() == database_url
 
 
-def test_serve_answers_and_stops_cleanly_on_sigterm(cli_env):
+def test_serve_runs_web_and_fastagi_and_stops_cleanly_on_sigterm(cli_env):
     port = free_port()
+    agi_port = int(cli_env["CALLCORE_AGI_PORT"])
     process = subprocess.Popen(
         [*CALLCORE, "serve", "--port", str(port)],
         env=cli_env,
@@ -161,6 +165,11 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(cli_env):
     try:
         health = wait_for_health(f"http://127.0.0.1:{port}/healthz", process, 60)
         assert health["healthy"] is True
+        assert health["agi"]["address"] == f"127.0.0.1:{agi_port}"
+        # No plugin serves this path yet: the dialplan is told so through CALLCORE_STATUS.
+        call = asyncio.run(run_agi_call(("127.0.0.1", agi_port), "inbound/+33123456789"))
+        assert call.variables["CALLCORE_STATUS"] == "NOROUTE"
+        assert call.agi_status == "SUCCESS"
     finally:
         code, out, err = stop(process)
     assert code == 0, err
@@ -183,6 +192,7 @@ def test_demo_runs_on_the_embedded_database_with_no_database_configured():
     # Not under pytest's tmp_path: pytest resets it to 0700, locking out the server's account.
     data = Path(tempfile.mkdtemp(prefix="callcore-demo-")) / "data"
     env["CALLCORE_DATA"] = str(data)
+    env["CALLCORE_AGI_PORT"] = str(free_port())
     port = free_port()
     process = subprocess.Popen(
         [*CALLCORE, "demo", "--port", str(port)],
