@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 
@@ -119,6 +119,14 @@ class CallRecord:
     duration: float
 
 
+class AGIObserver(Protocol):
+    """Sees each command as Asterisk runs it (the simulator emits AGIExecStart/End from it)."""
+
+    def command_started(self, line: str) -> None: ...
+
+    def command_finished(self, line: str, reply: bytes) -> None: ...
+
+
 class _Usage(Exception):
     """The command's arguments are wrong: answer with a 520 frame."""
 
@@ -144,6 +152,7 @@ class AGIChannel:
         context: str = "default",
         extension: str = "s",
         extra_headers: Mapping[str, str] | None = None,
+        observer: AGIObserver | None = None,
     ) -> None:
         number = next(_ids)
         self.script = script
@@ -158,6 +167,7 @@ class AGIChannel:
         self.context = context
         self.extension = extension
         self.extra_headers = dict(extra_headers or {})
+        self.observer = observer
         self.callerid = (self.caller.name, self.caller.number)
         self.commands: list[tuple[str, ...]] = []
         self.replies: list[bytes] = []
@@ -183,6 +193,9 @@ class AGIChannel:
         self._closed = False
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._server_gone = asyncio.Event()
+        self._interrupt = asyncio.Event()
+        self._busy = False
+        """Set when the server goes away or :meth:`hang_up`/:meth:`press` change the plan."""
         self._handlers: dict[tuple[str, ...], Callable[[list[str]], Awaitable[bytes]]] = {
             ("ANSWER",): self._answer,
             ("HANGUP",): self._hangup,
@@ -285,10 +298,17 @@ class AGIChannel:
                     return  # the server closed the connection
                 words = parse_command(line)
                 self.commands.append(tuple(words))
+                if self.observer is not None:
+                    self.observer.command_started(line)
+                self._busy = True
                 try:
                     reply = await self._execute(words)
                 except _ServerGone:
                     return  # like Asterisk, a running command ends when the script goes away
+                finally:
+                    self._busy = False
+                if self.observer is not None:
+                    self.observer.command_finished(line, reply)
                 self._send(reply)
                 answered += 1
                 limit = self.caller.hangup_after_commands
@@ -311,6 +331,7 @@ class AGIChannel:
             pass  # reset by the server: the same end as a close
         self._inbox.put_nowait(None)
         self._server_gone.set()
+        self._interrupt.set()
 
     async def _next_line(self) -> str | None:
         """The next command; the caller hanging up meanwhile sends the HANGUP line first."""
@@ -329,8 +350,27 @@ class AGIChannel:
             self.replies.append(data)
             self._writer.write(data)
 
+    def hang_up(self, kind: str = "hangup") -> None:
+        """End the call now, from outside (an AMI Hangup is ``hangup``, a Redirect ``redirect``).
+
+        A running command ends as it would on Asterisk; an idle session gets the HANGUP line.
+        """
+        if self.dead:
+            return
+        self._hangup_at, self._hangup_kind = self.now(), kind
+        self._interrupt.set()
+        if not self._busy and self._writer is not None:
+            self._hang_up()
+
+    def press(self, digits: str, gap: float = 0.25) -> None:
+        """The caller presses ``digits`` now (an AMI PlayDTMF)."""
+        self._queue(digits, self.now(), gap)
+        self._interrupt.set()
+
     def _hang_up(self) -> None:
         """The channel goes away: HANGUP line(s), dead mode, maybe the close."""
+        if self.dead:
+            return
         self.dead = True
         self.ended_by = self._hangup_kind
         self.variables.setdefault("HANGUPCAUSE", "16")
@@ -362,17 +402,22 @@ class AGIChannel:
         """Clock seconds since the call started."""
         return self.clock.monotonic() - self._start
 
-    async def _sleep_until(self, moment: float) -> None:
-        """Let time pass during a command; raises _ServerGone if the server closes meanwhile."""
+    async def _sleep_until(self, moment: float) -> bool:
+        """Let time pass during a command; False when :meth:`hang_up` or :meth:`press` cut it
+        short, so the caller re-plans. Raises _ServerGone if the server closes meanwhile."""
         delay = moment - self.now()
         if self._server_gone.is_set():
             raise _ServerGone
-        if delay > 0:
-            try:
-                await self.clock.wait_for(self._server_gone.wait(), delay)
-            except TimeoutError:
-                return
+        if delay <= 0:
+            return True
+        self._interrupt.clear()
+        try:
+            await self.clock.wait_for(self._interrupt.wait(), delay)
+        except TimeoutError:
+            return True
+        if self._server_gone.is_set():
             raise _ServerGone
+        return False
 
     def _queue(self, digits: str, at: float, gap: float) -> None:
         self._pending.extend((at + i * gap, digit) for i, digit in enumerate(digits))
@@ -396,15 +441,15 @@ class AGIChannel:
         while True:
             first = self._pending[0][0] if self._pending else math.inf
             if self._hangup_at <= min(first, until) and not self.dead:
-                await self._sleep_until(self._hangup_at)
-                return "hangup", None, self._hangup_at
-            if first >= until:
-                await self._sleep_until(until)
-                return "timeout", None, until
-            at, digit = self._pending.pop(0)
-            await self._sleep_until(at)
-            if digit in accept:
-                return "digit", digit, at
+                if await self._sleep_until(self._hangup_at):
+                    return "hangup", None, self._hangup_at
+            elif first >= until:
+                if await self._sleep_until(until):
+                    return "timeout", None, until
+            elif await self._sleep_until(first):
+                at, digit = self._pending.pop(0)
+                if digit in accept:
+                    return "digit", digit, at
 
     def _duration(self, file: str) -> float:
         return self.caller.media.get(file, self.caller.default_media)
