@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Coroutine, Mapping
+from typing import cast
 
 import attrs
 
@@ -67,8 +68,9 @@ class _Connection(asyncio.Protocol):
         self.header_deadline: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, but not always an asyncio.Transport instance: uvloop's TCPTransport
+        # derives from none of asyncio's classes, so an isinstance check would refuse it.
+        self.transport = transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         host = peername[0] if isinstance(peername, tuple) else str(peername)
         self.peer = f"{host}:{peername[1]}" if isinstance(peername, tuple) else host
