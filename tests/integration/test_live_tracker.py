@@ -11,6 +11,7 @@ import pytest
 
 from callcore.ami.client import AMIClient, Backoff
 from callcore.ami.manager import AMIManager
+from callcore.clock import ScaledClock
 from callcore.config import AmiServerSettings, Secret
 from callcore.events import Event, EventBus, Subscription
 from callcore.live.events import CallChanged, ChannelChanged, DeviceChanged, Op
@@ -18,6 +19,7 @@ from callcore.live.state import CallState, ChannelState, DeviceState, LiveState
 from callcore.live.tracker import LiveTracker
 from callcore.sim.ami_replay import AMIReplayServer
 from callcore.sim.captures import captures_dir
+from callcore.sim.run import Simulator
 
 TIMEOUT = 10.0
 FAST = Backoff(initial=0.01, cap=0.05)
@@ -229,3 +231,65 @@ async def test_two_servers_keep_separate_state_through_one_servers_outage() -> N
             ("pbx2", "1795557570.75"),
         ]
         assert len(tracker.snapshot("calls", "pbx2")) == 3
+
+
+async def test_ami_connection_dropped_mid_call_in_the_simulator() -> None:
+    """Two calls up; the AMI connection is cut and one call hangs up meanwhile: after the
+    reconnect the state is exactly the simulator's channels, the gone call's removal is published
+    once, and the call that went on is not published again."""
+    clock = ScaledClock(10.0)
+    bus = EventBus("node-test")
+    tracker = LiveTracker(bus)
+    async with Simulator(clock=clock, seed=3) as sim, bus.subscribe(["calls"]) as calls:
+        client = AMIClient(settings(sim.ami_port, "pbx1"), clock, backoff=FAST)
+        tracker.attach(client)
+        async with client:
+            await client.wait_ready(TIMEOUT)
+            for _ in range(2):
+                await client.action(
+                    "Originate",
+                    {
+                        "Channel": "Local/talk@callee",
+                        "Context": "park-wait",
+                        "Exten": "s",
+                        "Priority": 1,
+                        "Async": "true",
+                    },
+                    timeout=TIMEOUT,
+                )
+
+            def in_step() -> bool:
+                truth = {c.uniqueid for c in sim.pbx.channels.values()}
+                mirrored = {c.uniqueid for c in tracker.state.channels()}
+                states = {c.state for c in tracker.state.channels()}
+                return len(truth) == 4 and mirrored == truth and states == {ChannelState.UP}
+
+            await collect(calls, in_step)
+            first, second = tracker.state.calls()
+            kept = {c.key for c in tracker.state.channels() if c.linkedid == second.linkedid}
+
+            sim.drop_ami_connections()
+            ending = [c for c in sim.pbx.channels.values() if c.linkedid == first.linkedid]
+            sim.pbx.hangup(ending[0])
+            await asyncio.wait_for(asyncio.gather(*(c.ended.wait() for c in ending)), TIMEOUT)
+            after = await collect(
+                calls,
+                lambda: (
+                    client.connections == 2
+                    and {c.uniqueid for c in tracker.state.channels()}
+                    == {c.uniqueid for c in sim.pbx.channels.values()}
+                ),
+            )
+
+        removed = [
+            e.channel.key for e in after if isinstance(e, ChannelChanged) and e.op is Op.REMOVE
+        ]
+        assert sorted(removed) == sorted(("pbx1", c.uniqueid) for c in ending)
+        upserted = {
+            e.channel.key for e in after if isinstance(e, ChannelChanged) and e.op is Op.UPSERT
+        }
+        assert not upserted & kept
+        assert [e.call.key for e in after if isinstance(e, CallChanged)] == [first.key]
+        assert after[-1].op is Op.REMOVE  # type: ignore[attr-defined]
+        assert [c.key for c in tracker.state.calls()] == [second.key]
+        assert {c.key for c in tracker.state.channels()} == kept
