@@ -5,15 +5,8 @@ are clipped in :mod:`callcore.live.state`, a call lists at most ``MAX_LEGS`` leg
 consumer applies it without asking anything else, and every event fits in one PostgreSQL
 notification. A removal carries the record's last value.
 
-=================== ========= ============================
-type                topic     payload
-=================== ========= ============================
-``live.channel``    calls     ``op``, ``channel``
-``live.call``       calls     ``op``, ``call``
-``live.queue_member`` agents  ``op``, ``member``
-``live.device``     agents    ``op``, ``device``
-``live.queue_caller`` queues  ``op``, ``caller``
-=================== ========= ============================
+Types and topics: ``live.channel`` and ``live.call`` on ``calls``; ``live.queue_member`` and
+``live.device`` on ``agents``; ``live.queue_caller`` on ``queues``. Payload: ``op`` and the record.
 """
 
 from __future__ import annotations
