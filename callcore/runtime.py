@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import attrs
 
 from callcore.agi.server import FastAGIServer
+from callcore.ami.client import DEFAULT_RESYNC_ACTIONS
 from callcore.ami.manager import AMIManager
 from callcore.clock import REAL_CLOCK, Clock
 from callcore.config import Settings
@@ -21,9 +22,12 @@ from callcore.crypto import SecretCipher, load_cipher
 from callcore.db.dispositions import sync_registered_dispositions
 from callcore.db.runtime import Database, open_database
 from callcore.events import EventBus, PgEventBridge
+from callcore.live.tracker import LiveTracker
 from callcore.plugin_manager import PluginHost, load_plugins
 
 AGI_DRAIN_SECONDS = 30.0
+# Devices are part of the live state; Asterisk lists them with DeviceStateList.
+RESYNC_ACTIONS = (*DEFAULT_RESYNC_ACTIONS, "DeviceStateList")
 
 
 @attrs.define
@@ -34,6 +38,7 @@ class Runtime:
     database: Database
     bus: EventBus
     clock: Clock
+    live: LiveTracker
     agi: FastAGIServer | None = None
     ami: AMIManager | None = None
 
@@ -55,7 +60,7 @@ async def open_runtime(
             await sync_registered_dispositions(conn, plugins.dispositions())
         bus = EventBus()
         await stack.enter_async_context(PgEventBridge(bus, database.url))
-        runtime = Runtime(settings, cipher, plugins, database, bus, clock)
+        runtime = Runtime(settings, cipher, plugins, database, bus, clock, LiveTracker(bus))
         if settings.agi.enabled:
             runtime.agi = FastAGIServer(
                 plugins.agi_routes(), settings.agi, clock=clock, port=agi_port
