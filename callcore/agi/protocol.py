@@ -301,22 +301,26 @@ class AGIHeaders:
             if key in values:
                 raise AGIProtocolError(f"AGI header {key!r} appears twice in the header block")
             values[key] = value
-            number = key.removeprefix("agi_arg_")
-            if number != key and number.isascii() and number.isdigit():
-                numbered.append((int(number), value))
+            if key.startswith("agi_arg_"):
+                number = key[8:]
+                if number.isascii() and number.isdigit():
+                    numbered.append((int(number), value))
         script = values.get("agi_network_script", "")
         path, _, query_string = script.partition("?")
+        query = (
+            {
+                key: tuple(items)
+                for key, items in parse_qs(query_string, keep_blank_values=True).items()
+            }
+            if query_string
+            else {}
+        )
         return cls(
             values=types.MappingProxyType(values),
             args=tuple(value for _, value in sorted(numbered)),
             script_path=path.lstrip("/"),
             query_string=query_string,
-            query=types.MappingProxyType(
-                {
-                    key: tuple(items)
-                    for key, items in parse_qs(query_string, keep_blank_values=True).items()
-                }
-            ),
+            query=types.MappingProxyType(query),
         )
 
 
@@ -444,6 +448,12 @@ class AGIParser:
             end = data.find(b"\n")
         events: list[Event] = []
         start = 0
+        if self._state == _HEADERS and not self._header_lines:
+            whole = self._header_block_at_once(data)
+            if whole is not None:
+                events.append(whole[0])
+                start = whole[1]
+                end = data.find(b"\n", start)
         known = _KNOWN_LINES
         while end >= 0:
             line = data[start:end]
@@ -460,6 +470,29 @@ class AGIParser:
         if start < len(data):
             self._hold(data[start:])
         return events
+
+    def _header_block_at_once(self, data: bytes) -> tuple[HeaderBlock, int] | None:
+        """The header block and the offset past it, when ``data`` starts with all of it.
+
+        Asterisk writes the block in one go, so this one pass (one decode, one split) is the
+        usual path; anything unusual in it (CR, an overlong or malformed line, too many lines)
+        returns None and goes line by line, which reports the error.
+        """
+        end = data.find(b"\n\n")
+        if end <= 0 or end > self._max_line:
+            return None
+        block = data[:end]
+        if b"\r" in block or block.count(b"\n") >= MAX_HEADER_LINES:
+            return None
+        pairs: list[tuple[str, str]] = []
+        for line in block.decode(ENCODING, ERRORS).split("\n"):
+            key, found, value = line.partition(":")
+            if not found or not key or key.strip() != key:
+                return None
+            pairs.append((key, value[1:] if value[:1] == " " else value))
+        headers = AGIHeaders.from_pairs(pairs)
+        self._state = _REPLIES
+        return HeaderBlock(headers), end + 2
 
     def _hold(self, piece: bytes) -> None:
         """Keep the start of an unfinished line, refusing to grow past ``max_line``."""
