@@ -765,6 +765,14 @@ async def _core_settings(s: _Session, m: Message) -> None:
             ("AsteriskVersion", _ASTERISK_VERSION),
             ("SystemName", ""),
             ("CoreMaxCalls", "0"),
+            ("CoreMaxLoadAvg", "0.000000"),
+            ("CoreRunUser", ""),
+            ("CoreRunGroup", ""),
+            ("CoreMaxFilehandles", "0"),
+            ("CoreRealTimeEnabled", "No"),
+            ("CoreCDRenabled", "No"),
+            ("CoreHTTPenabled", "No"),
+            ("SoundsSearchCustomDir", "No"),
         ],
     )
 

@@ -327,6 +327,8 @@ class PBXConfig:
     callee_model: CalleeModel = attrs.field(factory=CalleeModel)
     agent_model: AgentModel = attrs.field(factory=AgentModel)
     globals: Mapping[str, str] = attrs.field(factory=lambda: {"GLOBALFOO": "globalbar"})
+    media: Mapping[str, float] = attrs.field(factory=dict)
+    """Prompt durations (seconds, by file name) heard on originated AGI calls."""
 
 
 @attrs.frozen
@@ -430,11 +432,8 @@ class PBX:
         dialer = chan.dialer
         if dialer is not None and dialer.progress is not None and not dialer.progress.done():
             busy = "congestion" if chan.cause == 34 else "busy"
-            outcome = {5: "ringing", UP: "answer", 7: busy}.get(state)
-            if outcome == "ringing":
-                if dialer.on_ringing is not None:
-                    dialer.on_ringing()
-            elif outcome is not None:
+            outcome = {UP: "answer", 7: busy}.get(state)
+            if outcome is not None:
                 dialer.progress.set_result(outcome)
 
     def setvar(self, chan: Channel, name: str, value: str) -> None:
@@ -664,9 +663,6 @@ class PBX:
             self.emit("DialEnd", CALL, [*one.fields("Dest"), ("DialStatus", status)])
         one.cause = cause
         result = OriginateResult(False, reason, channel, one.uniqueid, target, one.cid)
-        if outcome == "timeout":
-            self.channel_event("HangupRequest", two, ("Cause", str(cause)))
-            two.cause = two.cause or cause
         self._finish(one, soft=False)
         return result
 
@@ -687,13 +683,12 @@ class PBX:
     async def _run_application(self, chan: Channel, application: str, data: str) -> None:
         chan.application, chan.app_data = application, data
         app = _APPLICATIONS.get(application.lower())
-        soft = False
         try:
             if app is not None:
                 await app(self, chan, data)
         except (_Hangup, _Redirect):
-            soft = chan._soft
-        self._finish(chan, soft=soft)
+            pass  # no dialplan runs here: no SoftHangupRequest either (ami-chanspy.txt)
+        self._finish(chan, soft=False)
 
     # -- queues --------------------------------------------------------------------------------
 
@@ -804,6 +799,7 @@ class PBX:
             linkedid=chan,
         )
         dialed = member.interface.removeprefix("Local/")
+        self.set_callerid(one, *chan.cid)
         for half in (one, two):
             self.setvar(half, "DIALEDPEERNUMBER", dialed)
         self.set_callerid(two, *chan.cid)
@@ -1007,7 +1003,19 @@ async def _app_congestion(pbx: PBX, chan: Channel, data: str) -> None:
 
 
 async def _app_ringing(pbx: PBX, chan: Channel, data: str) -> None:
-    pbx.set_state(chan, 5)
+    ringing(pbx, chan)
+
+
+def ringing(pbx: PBX, chan: Channel) -> None:
+    """Ringing is indicated to the caller: the dialling ``;1`` half goes to Ringing."""
+    dialer = chan.dialer
+    if dialer is None:
+        pbx.set_state(chan, 5)
+        return
+    pbx.set_state(dialer, 5)
+    if dialer.on_ringing is not None and dialer.progress is not None:
+        if not dialer.progress.done():
+            dialer.on_ringing()
 
 
 async def _app_set(pbx: PBX, chan: Channel, data: str) -> None:
@@ -1031,7 +1039,9 @@ async def _app_agi(pbx: PBX, chan: Channel, data: str) -> None:
     parts = urlsplit(url)
     script = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
     address = pbx.config.agi_address or (parts.hostname or "127.0.0.1", parts.port or 4573)
-    caller = chan.caller or Caller(number=chan.cid[0], name=chan.cid[1], max_duration=14400.0)
+    caller = chan.caller or Caller(
+        number=chan.cid[0], name=chan.cid[1], media=pbx.config.media, max_duration=14400.0
+    )
     agi = AGIChannel(
         script,
         caller,
@@ -1082,11 +1092,9 @@ class _AGIEvents:
         if words and words[0].upper() == "ANSWER" and reply.startswith(b"200 result=0"):
             answer(self.pbx, self.chan)
         elif verb == "SET VARIABLE" and len(words) >= 3:
-            name = words[2]
-            value = self.chan.variables.get(name, "")
-            self.pbx.channel_event(
-                "VarSet", self.chan, ("Variable", name), ("Value", value), privilege=DIALPLAN
-            )
+            self._varset(words[2])
+        elif verb == "STREAM FILE" and reply.startswith(b"200"):
+            self._varset("PLAYBACKSTATUS")
         code, result = _AGI_RESULTS.get(reply[:3], ("200", "Success"))
         if reply.startswith(b"200 result=-1"):
             code, result = "-1", "Failure"
@@ -1104,6 +1112,12 @@ class _AGIEvents:
         if words and words[0].upper() == "HANGUP" and reply.startswith(b"200 result=1"):
             self.pbx.hangup(self.chan, 16)
 
+    def _varset(self, name: str) -> None:
+        value = self.chan.variables.get(name, "")
+        self.pbx.channel_event(
+            "VarSet", self.chan, ("Variable", name), ("Value", value), privilege=DIALPLAN
+        )
+
 
 async def _app_queue(pbx: PBX, chan: Channel, data: str) -> None:
     args = data.split(",")
@@ -1113,6 +1127,8 @@ async def _app_queue(pbx: PBX, chan: Channel, data: str) -> None:
 
 
 async def _app_chanspy(pbx: PBX, chan: Channel, data: str) -> None:
+    """ChanSpy(prefix,options): as in ami-chanspy.txt, a spy stays attached until the spied-on
+    channel goes, even when its own channel was asked to hang up; only then ChanSpyStop."""
     prefix = data.split(",")[0]
     spyee = next(
         (c for c in pbx.channels.values() if c.name.startswith(prefix) and c is not chan), None
@@ -1120,13 +1136,10 @@ async def _app_chanspy(pbx: PBX, chan: Channel, data: str) -> None:
     if spyee is None:
         while True:
             await chan.wait(3600.0)
-    spying = [*chan.fields("Spyer"), *spyee.fields("Spyee")]
-    pbx.emit("ChanSpyStart", CALL, spying)
-    try:
-        while spyee.alive and not spyee.hanging_up:
-            await chan.wait(0.5)
-    finally:
-        pbx.emit("ChanSpyStop", CALL, [*chan.fields("Spyer"), *spyee.fields("Spyee")])
+    pbx.emit("ChanSpyStart", CALL, [*chan.fields("Spyer"), *spyee.fields("Spyee")])
+    await spyee.ended.wait()
+    pbx.emit("ChanSpyStop", CALL, [*chan.fields("Spyer"), *spyee.fields("Spyee")])
+    chan.check()
 
 
 async def _app_sim_callee(pbx: PBX, chan: Channel, data: str) -> None:
@@ -1141,7 +1154,7 @@ async def _app_sim_callee(pbx: PBX, chan: Channel, data: str) -> None:
     if decision.outcome is Outcome.CONGESTION:
         await _app_congestion(pbx, chan, "5")
         return
-    pbx.set_state(chan, 5)
+    ringing(pbx, chan)
     await chan.wait(decision.ring)
     answer(pbx, chan)
     await chan.wait(decision.talk)
@@ -1151,7 +1164,7 @@ async def _app_sim_callee(pbx: PBX, chan: Channel, data: str) -> None:
 async def _app_sim_agent(pbx: PBX, chan: Channel, data: str) -> None:
     """Not an Asterisk application: an agent's phone, drawn from the agent model."""
     decision = chan.decision = pbx.config.agent_model.decide(pbx.rng)
-    pbx.set_state(chan, 5)
+    ringing(pbx, chan)
     await chan.wait(decision.ring)
     answer(pbx, chan)
     await chan.wait(decision.talk)

@@ -78,6 +78,7 @@ class Simulator:
                 agi_address=self.config.agi_address,
                 callee_model=self.config.callee_model,
                 agent_model=self.config.agent_model,
+                media=self.config.caller_model.media,
             ),
             clock=clock,
             seed=seed,

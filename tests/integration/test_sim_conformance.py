@@ -1,0 +1,457 @@
+"""The simulator against the Asterisk captures: same actions in, same shape out.
+
+Each test replays the actions of a capture (``shared/asterisk-captures/ami-*.txt``, parsed with
+the shared codec) against the simulator through callcore's ``AMIClient``, at the capture's pace
+on a 50× clock, and compares the *shape* of what comes back with what Asterisk sent:
+
+* each answer: its ``Response`` and its set of keys (ActionID aside);
+* the events of each channel, in order, as (event name, set of keys); channels are matched by
+  the order in which they appear, so uniqueids and sequence numbers never need to match;
+* events that belong to no single channel, and two whose position is a race inside Asterisk
+  itself (``DeviceStateChange``, and ``OriginateResponse``, which comes before or after the
+  ``;1`` half's first dialplan steps from one capture to the next), as a set.
+
+Where the simulator cannot reproduce a capture, the test says which part and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import attrs
+import pytest
+
+from callcore.agi.session import AGISession, SessionState
+from callcore.ami.client import AMIClient
+from callcore.ami.errors import AMIActionError
+from callcore.ami.protocol import AMIParser, Banner, Message, MessageKind, Role, format_action
+from callcore.clock import ScaledClock
+from callcore.config import AmiServerSettings, Secret
+from callcore.sim.callers import CallerModel
+from callcore.sim.captures import Chunk, Direction, Note, captures_dir, read_transcript
+from callcore.sim.dialplan import DEFAULT_DIALPLAN
+from callcore.sim.fixtures import serving_agi_routes
+from callcore.sim.pbx import CAPTURE_QUEUES, QueueConfig
+from callcore.sim.run import SimConfig, Simulator
+
+FACTOR = 50.0
+LIST_ACTIONS = {"coreshowchannels", "status", "queuestatus", "queuesummary"}
+RACY = {"DeviceStateChange", "OriginateResponse"}
+_CHANNEL_KEYS = ("Channel", "DestChannel", "LocalOneChannel", "SpyerChannel")
+_SEQUENCE = re.compile(r"^(.*)-([0-9a-f]{8});([12])$")
+
+
+def capture(name: str) -> Path:
+    return captures_dir() / name
+
+
+# -- reading a capture ---------------------------------------------------------------------------
+
+
+class Section:
+    """The actions, answers and events of a capture (or of the part between two notes)."""
+
+    def __init__(self, path: Path, start: str | None = None, stop: str | None = None) -> None:
+        self.actions: list[tuple[float, Message]] = []
+        self.answers: dict[str, Message] = {}
+        self.events: list[Message] = []
+        inside = start is None
+        to_asterisk = AMIParser(Role.SERVER)
+        from_asterisk = AMIParser(Role.CLIENT)
+        for record in read_transcript(path):
+            if isinstance(record, Note):
+                if start is not None and start in record.text:
+                    inside = True
+                elif inside and stop is not None and stop in record.text:
+                    break
+                if "new connection" in record.text:
+                    from_asterisk = AMIParser(Role.CLIENT)
+                continue
+            assert isinstance(record, Chunk)
+            if record.direction is Direction.TO_ASTERISK:
+                for item in to_asterisk.receive_data(record.data):
+                    if inside and isinstance(item, Message):
+                        self.actions.append((record.at, item))
+                continue
+            for item in from_asterisk.receive_data(record.data):
+                if not inside or isinstance(item, Banner) or not isinstance(item, Message):
+                    continue
+                if item.kind is MessageKind.RESPONSE:
+                    self.answers[item.action_id or ""] = item
+                elif item.action_id is None or item.name == "OriginateResponse":
+                    self.events.append(item)
+
+
+def keyset(message: Message) -> frozenset[str]:
+    return frozenset(key for key in message.keys() if key.lower() != "actionid")
+
+
+def shape(events: list[Message]) -> tuple[dict[str, list[tuple[str, frozenset[str]]]], set]:
+    """Per-channel ordered (name, keys), channels named by order of appearance; and the rest."""
+    bases: dict[str, int] = {}
+    per_channel: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
+    loose: set[tuple[str, frozenset[str]]] = set()
+    for event in events:
+        name = event.name or ""
+        channel = next((event[k] for k in _CHANNEL_KEYS if k in event), "")
+        match = _SEQUENCE.match(channel)
+        if name in RACY or match is None:
+            loose.add((name, keyset(event)))
+            continue
+        number = bases.setdefault(f"{match.group(1)}-{match.group(2)}", len(bases))
+        per_channel[f"{match.group(1)}#{number};{match.group(3)}"].append((name, keyset(event)))
+    return dict(per_channel), loose
+
+
+def channel_map(capture_events: list[Message], sim_events: list[Message]) -> dict[str, str]:
+    """Capture channel name → simulator channel name, by order of first appearance."""
+
+    def order(events: list[Message]) -> list[str]:
+        seen: dict[str, None] = {}
+        for event in events:
+            for key in _CHANNEL_KEYS:
+                match = _SEQUENCE.match(event.get(key) or "")
+                if match:
+                    seen.setdefault(f"{match.group(1)}-{match.group(2)}", None)
+        return list(seen)
+
+    mapping = {}
+    for ours, theirs in zip(order(capture_events), order(sim_events), strict=False):
+        for half in ("1", "2"):
+            mapping[f"{ours};{half}"] = f"{theirs};{half}"
+    return mapping
+
+
+# -- driving the simulator -----------------------------------------------------------------------
+
+
+async def _until_dead(session: AGISession) -> None:
+    while session.state is SessionState.LIVE:
+        await asyncio.sleep(0.005)
+
+
+async def hold(session: AGISession, params: object) -> None:
+    """The captures' ``hold`` script: answer, set a variable, idle until the channel goes."""
+    await session.answer()
+    await session.set_variable("FROMAGI", "held")
+    await _until_dead(session)
+    await session.get_variable("FROMAGI")
+    await session.noop()
+
+
+async def redirectcmd(session: AGISession, params: object) -> None:
+    await session.answer()
+    await session.command("STREAM FILE", "demo-congrats", "")
+    await session.get_variable("FROMAGI")
+    await session.command("STREAM FILE", "beep", "")
+
+
+async def holdshort(session: AGISession, params: object) -> None:
+    await session.answer()
+    await _until_dead(session)
+    await session.get_variable("AGISCRIPT")
+    await session.command("STREAM FILE", "beep", "")
+
+
+def _rename(value: str, mapping: dict[str, str]) -> str:
+    """Capture channel names inside ``value`` (``Data: Local/x-00000019;1,q``) made ours."""
+    for theirs, ours in mapping.items():
+        value = value.replace(theirs, ours)
+    return value
+
+
+class Harness:
+    def __init__(self, sim: Simulator, client: AMIClient, clock: ScaledClock) -> None:
+        self.sim = sim
+        self.client = client
+        self.clock = clock
+        self.events: list[Message] = []
+        client.on_event(lambda event: self.events.append(event.fields))
+
+    async def replay(self, section: Section, *, tail: float = 3.0) -> list[tuple[Message, Message]]:
+        """Send the section's actions at the capture's pace; pairs of (capture's, ours) answers."""
+        answers = []
+        previous = section.actions[0][0] if section.actions else 0.0
+        for at, action in section.actions:
+            name = action.get("Action") or ""
+            if name.lower() in ("", "login", "logoff", "events"):
+                continue
+            await self.clock.sleep(min(max(at - previous, 0.0), 120.0))
+            previous = at
+            mapping = channel_map(section.events, self.events)
+            fields = [
+                (key, _rename(value, mapping))
+                for key, value in action.fields()
+                if key.lower() not in ("action", "actionid")
+            ]
+            answers.append((section.answers[action.action_id or ""], await self.send(name, fields)))
+        await self.clock.sleep(tail)
+        return answers
+
+    async def send(self, name: str, fields: list[tuple[str, str]]) -> Message:
+        try:
+            if name.lower() in LIST_ACTIONS:
+                return (await self.client.list_action(name, fields, timeout=30)).response
+            return await self.client.action(name, fields, timeout=60)
+        except AMIActionError as error:
+            return error.response
+
+
+async def run_capture(
+    path: Path,
+    start: str | None = None,
+    stop: str | None = None,
+    *,
+    tail: float = 3.0,
+    dialplan: str = DEFAULT_DIALPLAN,
+    queues: tuple[QueueConfig, ...] = CAPTURE_QUEUES,
+) -> tuple[Section, list[tuple[Message, Message]], list[Message]]:
+    clock = ScaledClock(FACTOR)
+    routes = {"hold": hold, "redirectcmd": redirectcmd, "holdshort": holdshort}
+    async with serving_agi_routes(routes, clock) as agi:
+        config = SimConfig(
+            agi_address=("127.0.0.1", agi.port),
+            dialplan=dialplan,
+            queues=queues,
+            caller_model=CallerModel(media={"demo-congrats": 60.0, "beep": 0.2}),
+        )
+        async with Simulator(config, clock=clock, seed=1) as sim:
+            settings = AmiServerSettings("sim", "callcore", Secret("s3cret"), port=sim.ami_port)
+            client = AMIClient(settings, clock, resync_actions=())
+            harness = Harness(sim, client, clock)
+            async with client:
+                await client.wait_ready(timeout=10)
+                section = Section(path, start, stop)
+                answers = await harness.replay(section, tail=tail)
+    return section, answers, harness.events
+
+
+def assert_answers_match(answers: list[tuple[Message, Message]]) -> None:
+    for theirs, ours in answers:
+        assert (ours["Response"], keyset(ours)) == (theirs["Response"], keyset(theirs)), (
+            f"answer differs from the capture's {theirs!r}: {ours!r}"
+        )
+
+
+LOGIN_EVENTS = frozenset({"FullyBooted", "SuccessfulAuth"})
+"""Checked by the login test; a part taken from the middle of a capture has none."""
+
+
+def assert_same_shape(section: Section, ours: list[Message]) -> None:
+    theirs_channels, theirs_loose = shape([e for e in section.events if e.name not in LOGIN_EVENTS])
+    ours_channels, ours_loose = shape([e for e in ours if e.name not in LOGIN_EVENTS])
+    for channel in sorted(set(theirs_channels) | set(ours_channels)):
+        theirs, mine = theirs_channels.get(channel, []), ours_channels.get(channel, [])
+        diff = "\n".join(
+            difflib.unified_diff([n for n, _ in theirs], [n for n, _ in mine], lineterm="", n=2)
+        )
+        assert mine == theirs, (
+            f"{channel}: capture vs simulator\n{diff or 'same names, keys differ'}"
+        )
+    assert ours_loose == theirs_loose
+
+
+# -- login, logoff, malformed actions (raw socket: the client would never send them) ----------
+
+
+async def _raw_exchange(port: int, payload: bytes, *, expect: int) -> list[Message]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    parser = AMIParser(Role.CLIENT)
+    got: list[Message] = []
+    writer.write(payload)
+    try:
+        while len(got) < expect:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            if not data:
+                break
+            got += [item for item in parser.receive_data(data) if isinstance(item, Message)]
+    finally:
+        writer.close()
+    return got
+
+
+async def test_login_logoff_matches_the_capture() -> None:
+    section = Section(capture("ami-login-logoff.txt"))
+    clock = ScaledClock(FACTOR)
+    async with Simulator(SimConfig(), clock=clock) as sim:
+        denied = await _raw_exchange(
+            sim.ami_port,
+            format_action("Ping", "ping-1")
+            + format_action(
+                "Login", "login-2", {"Username": "callcore", "Secret": "wrong", "Events": "on"}
+            ),
+            expect=3,
+        )
+        session = await _raw_exchange(
+            sim.ami_port,
+            format_action(
+                "Login", "login-3", {"Username": "callcore", "Secret": "s3cret", "Events": "on"}
+            )
+            + b"Action: Ping\r\n\r\n"
+            + format_action("Ping", "ping-4")
+            + format_action("Logoff", "logoff-5"),
+            expect=10,
+        )
+        quiet = await _raw_exchange(
+            sim.ami_port,
+            format_action(
+                "Login", "login-6", {"Username": "callcore", "Secret": "s3cret", "Events": "off"}
+            )
+            + format_action("Events", "events-7", {"EventMask": "off"})
+            + format_action("Events", "events-8", {"EventMask": "call,agent"})
+            + format_action("Logoff", "logoff-9"),
+            expect=10,
+        )
+    # The failed login closes the connection: exactly two answers, as in the capture.
+    assert [m.fields() for m in denied] == [
+        section.answers["ping-1"].fields(),
+        section.answers["login-2"].fields(),
+    ]
+    expected = [
+        section.answers["login-3"],
+        *[e for e in section.events if e.name in ("FullyBooted", "SuccessfulAuth")][:2],
+        section.answers[""],
+        section.answers["ping-4"],
+        section.answers["logoff-5"],
+    ]
+    assert [(m.kind, m.name, keyset(m)) for m in session] == [
+        (m.kind, m.name, keyset(m)) for m in expected
+    ]
+    assert session[-1].fields() == section.answers["logoff-5"].fields()
+    # Events: off — no FullyBooted/SuccessfulAuth; the Events action answers as captured.
+    assert [m.fields() for m in quiet] == [
+        section.answers[i].fields() for i in ("login-6", "events-7", "events-8", "logoff-9")
+    ]
+
+
+async def test_malformed_and_unknown_actions_answer_as_asterisk_does() -> None:
+    section = Section(capture("ami-actions.txt"), "bad / malformed", "Redirect of the AGI")
+    async with Simulator(SimConfig(), clock=ScaledClock(FACTOR)) as sim:
+        got = await _raw_exchange(
+            sim.ami_port,
+            format_action(
+                "Login", "login-1", {"Username": "callcore", "Secret": "s3cret", "Events": "off"}
+            )
+            + format_action("NoSuchAction", "nosuchaction-23")
+            + b"ActionID: noaction-1\r\nFoo: bar\r\n\r\n"
+            + b"action: ping\r\nactionid: lower-1\r\n\r\n"
+            + b"Action: Ping\nActionID: lf-only-1\n\n",
+            expect=7,
+        )
+    answers = {m.action_id: m for m in got if m.kind is MessageKind.RESPONSE}
+    for action_id in ("nosuchaction-23", "noaction-1", "lower-1", "lf-only-1"):
+        theirs, ours = section.answers[action_id], answers[action_id]
+        assert (ours["Response"], keyset(ours)) == (theirs["Response"], keyset(theirs))
+    assert answers["nosuchaction-23"]["Message"] == section.answers["nosuchaction-23"]["Message"]
+    assert answers["noaction-1"]["Message"] == "Missing action in request"
+    bad = [m for m in got if m.name == "RequestBadFormat"]
+    assert [keyset(m) for m in bad] == [keyset(m) for m in section.events]
+
+
+# -- scenarios replayed through AMIClient ------------------------------------------------------
+
+
+async def test_actions_against_live_agi_calls() -> None:
+    """ami-actions.txt: Originate into AGI, CoreShowChannels, Status, Setvar/Getvar, Command,
+    errors, Redirect (AGI idle, mid-command, to a missing context), regex Hangup, Hangup with a
+    cause. Command output texts are ours, not Asterisk's (only the Output framing must match);
+    the message without an Action header is sent raw by the test above (the client can't).
+
+    Not reproduced, and left out of the comparison:
+
+    * the capture's AGI script sends ``STREAM FILE beep`` after the HANGUP line and Asterisk
+      answers ``511`` (AGIExecStart/End with ResultCode 511); callcore's AGISession refuses a
+      live-only command on a dead channel without sending it, so those two events never occur;
+    * the capture's Hangup action reached the first call between the first and second priority
+      of ``[redirected]`` (a race of a millisecond); ours arrives later, so that channel's
+      steps of ``[redirected]`` after priority 1 are not compared.
+    """
+    section, answers, events = await run_capture(capture("ami-actions.txt"), tail=3.0)
+    assert_answers_match(answers)
+    dead = {
+        e["CommandId"]
+        for e in section.events
+        if e.name == "AGIExecEnd" and e["ResultCode"] == "511"
+    }
+    section.events = [e for e in section.events if e.get("CommandId") not in dead]
+    first = next(e["Channel"] for e in events if e.name == "Newchannel")
+    late = [
+        e
+        for e in events
+        if e.name in ("Newexten", "UserEvent")
+        and e.get("Channel") == first
+        and e.get("Context") == "redirected"
+        and e.get("Priority") != "1"
+    ]
+    assert late, "the redirected channel ran [redirected] past priority 1"
+    assert_same_shape(section, [e for e in events if e not in late])
+
+
+@pytest.mark.parametrize(
+    ("start", "stop"),
+    [
+        ("nonexistent extension", "===="),
+        ("busy (Busy())", "===="),
+        ("congestion (Congestion())", "===="),
+        ("no answer, Timeout", "===="),
+        ("unknown channel technology", "===="),
+        ("answered, but Context/Exten", "===="),
+        ("SYNC (no Async): busy", "===="),
+        ("SYNC (no Async): success", "===="),
+    ],
+)
+async def test_originate_failures(start: str, stop: str) -> None:
+    section, answers, events = await run_capture(
+        capture("ami-originate-failures.txt"), start, stop, tail=4.0
+    )
+    assert_answers_match(answers)
+    assert_same_shape(section, events)
+
+
+async def test_queue_admin() -> None:
+    section, answers, events = await run_capture(capture("ami-queue-admin.txt"), tail=0.2)
+    assert_answers_match(answers)
+    assert_same_shape(section, events)
+
+
+async def test_chanspy_listen_whisper_barge() -> None:
+    """Listen (q), whisper (qw), barge (qB) and a prefix matching nothing.
+
+    Not reproduced: the capture's final Hangup action crossed the end of the talker's
+    ``Wait(60)`` (its ``Newexten Hangup`` follows the action's answer). Here both halves of the
+    talker wait 90 s, the Hangup action ends the Wait, and that Newexten is not compared.
+    """
+    talker_waits_longer = DEFAULT_DIALPLAN.replace(
+        "Wait(60)\n same => n,Hangup()", "Wait(90)\n same => n,Hangup()"
+    )
+    assert talker_waits_longer.count("Wait(90)") == 2
+    section, answers, events = await run_capture(
+        capture("ami-chanspy.txt"), tail=3.0, dialplan=talker_waits_longer
+    )
+    assert_answers_match(answers)
+    section.events = [
+        e
+        for e in section.events
+        if not (e.name == "Newexten" and e["Application"] == "Hangup" and e["Context"] != "spier")
+    ]
+    assert_same_shape(section, events)
+
+
+async def test_queue_member_that_never_answers_and_caller_abandoning() -> None:
+    """A member ringing unanswered twice (AgentRingNoAnswer), a paused member, the caller
+    hanging up (QueueCallerAbandon).
+
+    The capture's caller hung up 8 s into the queue: the very moment a third ring would start
+    (timeout 3 s + retry 1 s, twice). Replaying that race at 50× would flip a coin, so here
+    ``sales`` retries after 1.5 s and the hang-up falls in the pause, as it did in the capture.
+    """
+    sales = attrs.evolve(CAPTURE_QUEUES[1], retry=1.5)
+    section, answers, events = await run_capture(
+        capture("ami-queue-noanswer-abandon.txt"), tail=2.0, queues=(CAPTURE_QUEUES[0], sales)
+    )
+    assert_answers_match(answers)
+    assert_same_shape(section, events)
