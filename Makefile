@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 VENDOR := web/static/vendor
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install assets system-deps lint format test demo dist clean
+.PHONY: help install assets messages system-deps lint format test demo dist clean
 
 help:
 	@echo "make demo    set up everything and run callcore with demo data on http://127.0.0.1:8080/"
@@ -30,6 +30,13 @@ assets: node_modules/.package-lock.json
 	mkdir -p $(VENDOR)
 	cp node_modules/@picocss/pico/css/pico.min.css $(VENDOR)/pico.min.css
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+
+# The UI's strings: extract them (babel.cfg) and merge them into web/locale/{fr,en}; then
+# translate the new entries in both messages.po files (a test fails while one is untranslated).
+messages: install
+	mkdir -p build
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --project=callcore --version=$$($(BIN)/python -c 'import callcore; print(callcore.__version__)') --copyright-holder="callcore contributors" --no-location --sort-output -o build/messages.pot web
+	$(BIN)/pybabel -q update -i build/messages.pot -d web/locale -D messages --ignore-obsolete --no-fuzzy-matching
 
 # Debian packages the browser tests need; installed only when missing.
 system-deps:
