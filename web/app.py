@@ -11,11 +11,13 @@ from aiohttp import web
 from callcore import __version__
 from callcore.runtime import Runtime
 from callcore.status import collect_status
+from callcore.web.auth import public, requires, setup_auth
 
 HERE = Path(__file__).parent
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
+@requires("admin", "supervisor")
 async def home(request: web.Request) -> web.Response:
     report = await collect_status(request.app[RUNTIME])
     return aiohttp_jinja2.render_template(
@@ -23,6 +25,7 @@ async def home(request: web.Request) -> web.Response:
     )
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and readiness for load balancers and `make demo`'s wait loop."""
     report = await collect_status(request.app[RUNTIME])
@@ -33,6 +36,7 @@ def create_app(runtime: Runtime) -> web.Application:
     """Build the web application around a running node; the web layer only uses the core."""
     app = web.Application()
     app[RUNTIME] = runtime
+    setup_auth(app)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
