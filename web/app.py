@@ -11,6 +11,7 @@ from aiohttp import web
 from callcore import __version__
 from callcore.runtime import Runtime
 from callcore.status import collect_status
+from callcore.web.api import setup_api
 from callcore.web.auth import public, requires, setup_auth
 
 HERE = Path(__file__).parent
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app = web.Application()
     app[RUNTIME] = runtime
     setup_auth(app)
+    setup_api(app)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
