@@ -1,0 +1,172 @@
+"""Every route of the real app, called anonymously and as each role, both as an API client
+(Bearer) and as a browser (cookies + CSRF): the answer must follow the rule the table states.
+
+A decorator's presence proves nothing; this test calls the routes. A route missing from
+``RULES`` fails the test, and so does a row whose route no longer exists: whoever adds a route
+adds its rule here. For allowed callers the test only asserts "neither 401 nor 403 nor a server
+error" (the body sent is usually incomplete, so 4xx validation answers are expected).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+from _auth_session import Session, add_user, login
+from aiohttp import DummyCookieJar
+from aiohttp.web_urldispatcher import StaticResource
+
+from callcore.runtime import open_runtime
+from callcore.web.app import RUNTIME, create_app
+from callcore.web.auth import CSRF_COOKIE, CSRF_HEADER
+
+ROLES = ("admin", "supervisor", "agent")
+MODES = ("bearer", "cookie")
+EVERYONE = ROLES
+STAFF = ("admin", "supervisor")
+ADMIN = ("admin",)
+MISSING_ID = "987654321"
+
+
+@attrs.frozen
+class Rule:
+    """Who may call a route (None: public) and how the test calls it."""
+
+    roles: tuple[str, ...] | None
+    path: str | None = None  # the concrete path, for routes with placeholders
+    json: Any = None
+    form: dict[str, str] | None = None
+    consumes_session: bool = False  # ends or rotates the caller's session: log in afresh
+    csrf: bool = False  # a form that wants the CSRF double submit even from anonymous visitors
+
+
+PUBLIC = Rule(None)
+
+RULES: dict[tuple[str, str], Rule] = {
+    # Health and the UI shell
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/"): Rule(STAFF),
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): Rule(None, form={}, csrf=True),
+    ("POST", "/logout"): Rule(None, form={}, consumes_session=True),
+    ("POST", "/account/language"): Rule(None, form={}, csrf=True),
+    # Sessions
+    ("POST", "/api/v1/auth/login"): Rule(None, json={}),
+    ("POST", "/api/v1/auth/refresh"): Rule(None, consumes_session=True),
+    ("POST", "/api/v1/auth/logout"): Rule(None, consumes_session=True),
+    ("POST", "/api/v1/auth/password"): Rule(EVERYONE, json={}),
+    ("GET", "/api/v1/auth/me"): Rule(EVERYONE),
+    # API machinery and the WebSocket hub (which authenticates in its own protocol)
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
+    ("GET", "/api/v1/ws"): PUBLIC,
+    # Dispositions: everyone reads them (agents pick one after each call), admins edit them
+    ("GET", "/api/v1/disposition-groups"): Rule(EVERYONE),
+    ("POST", "/api/v1/disposition-groups"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/disposition-groups/{id}"): Rule(EVERYONE, path=MISSING_ID),
+    ("PUT", "/api/v1/disposition-groups/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("PATCH", "/api/v1/disposition-groups/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("DELETE", "/api/v1/disposition-groups/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("GET", "/api/v1/dispositions"): Rule(EVERYONE),
+    ("POST", "/api/v1/dispositions"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/dispositions/{id}"): Rule(EVERYONE, path=MISSING_ID),
+    ("PUT", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("PATCH", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("DELETE", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID),
+}
+
+
+def _app_routes(app) -> set[tuple[str, str]]:
+    """(method, path template) of every route but static files; HEAD follows its GET."""
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if not isinstance(route.resource, StaticResource)
+    }
+
+
+def _rule_of(method: str, template: str) -> Rule:
+    return RULES["GET" if method == "HEAD" else method, template]
+
+
+def _url(template: str, rule: Rule) -> str:
+    return template if rule.path is None else template.replace("{id}", rule.path)
+
+
+@pytest.fixture
+async def app_client(aiohttp_client, callcore_settings):
+    async with open_runtime(callcore_settings) as runtime:
+        app = create_app(runtime)
+        client = await aiohttp_client(app, cookie_jar=DummyCookieJar())
+        for role in ROLES:
+            await add_user(runtime.database.pool, f"{role}-user", role)
+        yield app, client
+
+
+async def _call(client, method: str, template: str, rule: Rule, headers: dict[str, str]):
+    if rule.csrf and "Cookie" not in headers:
+        headers = {**headers, "Cookie": f"{CSRF_COOKIE}=pre-session", CSRF_HEADER: "pre-session"}
+    kwargs: dict[str, Any] = {"headers": headers, "allow_redirects": False}
+    if rule.json is not None:
+        kwargs["json"] = rule.json
+    elif rule.form is not None:
+        kwargs["data"] = rule.form
+    async with client.request(method, _url(template, rule), **kwargs) as response:
+        await response.read()
+        return response.status
+
+
+def _check(status: int, allowed: bool, anonymous: bool, where: str) -> str | None:
+    if allowed:
+        ok = status not in (401, 403) and status < 500
+        expected = "neither 401, 403 nor 5xx"
+    else:
+        expected = "401" if anonymous else "403"
+        ok = status == int(expected)
+    return None if ok else f"{where}: got {status}, expected {expected}"
+
+
+async def test_every_route_follows_its_rule_for_every_caller(app_client):
+    app, client = app_client
+    routes = _app_routes(app)
+    table = set(RULES) | {("HEAD", template) for method, template in RULES if method == "GET"}
+    assert routes - table == set(), "routes without a rule: add them to RULES"
+    assert {key for key in RULES if key not in routes} == set(), "rules for routes that are gone"
+
+    sessions: dict[tuple[str, str], Session] = {
+        (role, mode): await login(client, f"{role}-user") for role in ROLES for mode in MODES
+    }
+    failures: list[str] = []
+    for method, template in sorted(routes):
+        rule = _rule_of(method, template)
+        status = await _call(client, method, template, rule, {})
+        failure = _check(status, rule.roles is None, True, f"{method} {template} anonymous")
+        failures += [failure] if failure else []
+        for (role, mode), session in sessions.items():
+            if rule.consumes_session:
+                session = await login(client, f"{role}-user")
+            allowed = rule.roles is None or role in rule.roles
+            status = await _call(client, method, template, rule, session.headers(mode))
+            failure = _check(status, allowed, False, f"{method} {template} as {role} ({mode})")
+            failures += [failure] if failure else []
+    assert "\n".join(failures) == ""
+
+
+async def test_every_protected_write_refuses_a_cookie_without_csrf(app_client):
+    """Cookie-authenticated writes without the CSRF token are refused before any handler runs."""
+    app, client = app_client
+    admin = await login(client, "admin-user")
+    pool = app[RUNTIME].database.pool
+    audit_rows = await pool.fetchval("SELECT count(*) FROM audit_log")
+    writes = sorted(
+        (method, template)
+        for method, template in _app_routes(app)
+        if method not in ("GET", "HEAD") and _rule_of(method, template).roles is not None
+    )
+    assert writes, "no protected write route to check"
+    for method, template in writes:
+        status = await _call(
+            client, method, template, _rule_of(method, template), admin.cookie(csrf=False)
+        )
+        assert status == 403, f"{method} {template}"
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == audit_rows
