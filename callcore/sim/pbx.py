@@ -1039,8 +1039,13 @@ async def _app_agi(pbx: PBX, chan: Channel, data: str) -> None:
     parts = urlsplit(url)
     script = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
     address = pbx.config.agi_address or (parts.hostname or "127.0.0.1", parts.port or 4573)
-    caller = chan.caller or Caller(
-        number=chan.cid[0], name=chan.cid[1], media=pbx.config.media, max_duration=14400.0
+    caller = attrs.evolve(
+        chan.caller
+        or Caller(
+            number=chan.cid[0], name=chan.cid[1], media=pbx.config.media, max_duration=14400.0
+        ),
+        sighup=(chan.lookup("AGISIGHUP") or "yes").lower() != "no",
+        exit_on_hangup=(chan.lookup("AGIEXITONHANGUP") or "no").lower() == "yes",
     )
     agi = AGIChannel(
         script,
@@ -1095,6 +1100,13 @@ class _AGIEvents:
             self._varset(words[2])
         elif verb == "STREAM FILE" and reply.startswith(b"200"):
             self._varset("PLAYBACKSTATUS")
+        elif verb.startswith("EXEC ") and reply.startswith(b"200") and len(words) > 2:
+            application = words[1].lower()
+            if application == "set":
+                self._varset(words[2].partition("=")[0])
+            elif application == "playback":
+                self.chan.variables.setdefault("PLAYBACKSTATUS", "FAILED")
+                self._varset("PLAYBACKSTATUS")
         code, result = _AGI_RESULTS.get(reply[:3], ("200", "Success"))
         if reply.startswith(b"200 result=-1"):
             code, result = "-1", "Failure"
