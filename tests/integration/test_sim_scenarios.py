@@ -12,7 +12,13 @@ from callcore.clock import ScaledClock
 from callcore.config import AmiServerSettings, Secret
 from callcore.sim.agi_channel import Caller, PressDuring
 from callcore.sim.callers import CalleeModel, Uniform
-from callcore.sim.fixtures import serving_agi_routes
+from callcore.sim.fixtures import (  # noqa: F401 - fixtures, until callcore.testing has them
+    FakeAgiPeer,
+    fake_agi_peer,
+    serving_agi_routes,
+    sim_clock,
+    simulator,
+)
 from callcore.sim.run import SimConfig, Simulator
 
 FACTOR = 50.0
@@ -185,3 +191,22 @@ async def test_dropped_ami_connection_resyncs_to_the_live_call() -> None:
     assert [s.fields["Application"] for s in status.events] == ["AGI"]
     assert [c.fields["Channel"] for c in snapshots[-1].channels] == [call.channel.name]
     assert record is not None and record.agi_status == "HANGUP"
+
+
+async def test_fixtures_drive_a_handler_and_a_simulator(
+    fake_agi_peer: FakeAgiPeer,  # noqa: F811 - a fixture argument
+    simulator: Simulator,  # noqa: F811
+    sim_clock: ScaledClock,  # noqa: F811
+) -> None:
+    async def handler(session: AGISession, params: dict[str, str]) -> None:
+        await session.answer()
+        await session.set_variable("GREETED", session.channel)
+
+    record = await fake_agi_peer(handler, Caller(number="0600000001"), script="greet")
+    assert record.variables["GREETED"] == record.headers["agi_channel"]
+    assert record.agi_status == "SUCCESS"
+    client = client_for(simulator, sim_clock)
+    async with client:
+        await client.wait_ready(timeout=10)
+        pong = await client.action("Ping")
+    assert pong["Ping"] == "Pong"
