@@ -19,6 +19,13 @@ Fixtures:
 - ``callcore_settings``: ``Settings`` on ``database_url`` with a temporary data directory and
   the fixed, public ``TEST_SECRET_KEY``.
 - ``callcore_server_url``: the server itself (session-wide), for tests that manage databases.
+
+Telephony fixtures (from :mod:`callcore.sim.fixtures`, see docs/simulator.md):
+
+- ``sim_clock``: a 50× :class:`~callcore.clock.ScaledClock` shared by simulator and engine.
+- ``simulator``: a running PBX simulator (AMI server on loopback, seeded).
+- ``ami_replay``: a factory replaying a captured AMI transcript as a server.
+- ``fake_agi_peer``: drives one simulated call through an AGI handler.
 """
 
 from __future__ import annotations
@@ -42,6 +49,20 @@ from callcore.config import AgiSettings, Secret, Settings
 from callcore.db.embedded import EmbeddedPostgres
 from callcore.db.migrate import apply_migrations
 from callcore.db.pool import connect, create_pool, with_database
+from callcore.sim.fixtures import ami_replay, fake_agi_peer, sim_clock, simulator
+
+__all__ = [
+    "TEST_SECRET_KEY",
+    "ami_replay",
+    "callcore_server_url",
+    "callcore_settings",
+    "database_url",
+    "db_pool",
+    "empty_database_url",
+    "fake_agi_peer",
+    "sim_clock",
+    "simulator",
+]
 
 try:
     from pytest_asyncio import fixture as async_fixture

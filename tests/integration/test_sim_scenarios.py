@@ -12,13 +12,7 @@ from callcore.clock import ScaledClock
 from callcore.config import AmiServerSettings, Secret
 from callcore.sim.agi_channel import Caller, PressDuring
 from callcore.sim.callers import CalleeModel, Uniform
-from callcore.sim.fixtures import (  # noqa: F401 - fixtures, until callcore.testing has them
-    FakeAgiPeer,
-    fake_agi_peer,
-    serving_agi_routes,
-    sim_clock,
-    simulator,
-)
+from callcore.sim.fixtures import FakeAgiPeer, serving_agi_routes
 from callcore.sim.run import SimConfig, Simulator
 
 FACTOR = 50.0
@@ -194,9 +188,9 @@ async def test_dropped_ami_connection_resyncs_to_the_live_call() -> None:
 
 
 async def test_fixtures_drive_a_handler_and_a_simulator(
-    fake_agi_peer: FakeAgiPeer,  # noqa: F811 - a fixture argument
-    simulator: Simulator,  # noqa: F811
-    sim_clock: ScaledClock,  # noqa: F811
+    fake_agi_peer: FakeAgiPeer,
+    simulator: Simulator,
+    sim_clock: ScaledClock,
 ) -> None:
     async def handler(session: AGISession, params: dict[str, str]) -> None:
         await session.answer()
