@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -22,7 +23,8 @@ from callcore.crypto import generate_key
 from callcore.errors import CallcoreError, ConfigError
 from callcore.logs import configure_logging
 
-DEMO_CREDENTIALS_FILE = "demo-credentials.txt"
+if TYPE_CHECKING:
+    from callcore.runtime import Runtime
 
 
 async def _wait_for_stop_signal() -> None:
@@ -37,46 +39,41 @@ async def _wait_for_stop_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _serve(settings: Settings, *, demo: bool) -> None:
+async def _serve(settings: Settings) -> None:
     from callcore.runtime import open_runtime
-    from callcore.web.server import running_web
 
     async with open_runtime(settings) as runtime:
-        if demo:
-            await _ensure_demo_admin(runtime.database.pool, settings)
-        async with running_web(runtime, settings.web.host, settings.web.port) as url:
-            print(f"callcore {__version__} is serving on {url} (Ctrl-C to stop)", flush=True)
-            await _wait_for_stop_signal()
-            print("callcore is stopping…", flush=True)
+        await _run_web(runtime)
 
 
-async def _ensure_demo_admin(pool: object, settings: Settings) -> None:
-    """Create the demo's admin account once; later starts point at the saved credentials."""
-    from callcore.db.users import create_user, find_user
+async def _demo(settings: Settings) -> None:
+    from callcore.demo import demo_pbx, demo_traffic, ensure_demo_data
+    from callcore.runtime import open_runtime
 
-    credentials = Path(settings.data_dir) / DEMO_CREDENTIALS_FILE
-    async with pool.acquire() as conn:  # type: ignore[attr-defined]
-        if await find_user(conn, "admin") is not None:
-            print(f"demo admin account: see {credentials}")
-            return
-        password = generate_password()
-        await create_user(
-            conn, username="admin", role="admin", password=password, actor_label="callcore demo"
-        )
-    fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"username: admin\npassword: {password}\n")
-    print(f"demo admin account created: admin / {password} (also saved in {credentials})")
+    async with demo_pbx(settings) as (settings, simulator), open_runtime(settings) as runtime:
+        print(await ensure_demo_data(runtime.database.pool, Path(settings.data_dir)), flush=True)
+        async with demo_traffic(simulator, runtime.clock):
+            await _run_web(runtime)
+
+
+async def _run_web(runtime: Runtime) -> None:
+    from callcore.web.server import running_web
+
+    web = runtime.settings.web
+    async with running_web(runtime, web.host, web.port) as url:
+        print(f"callcore {__version__} is serving on {url} (Ctrl-C to stop)", flush=True)
+        await _wait_for_stop_signal()
+        print("callcore is stopping…", flush=True)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_serve(_with_web(settings, args), demo=False))
+    asyncio.run(_serve(_with_web(settings, args)))
     return 0
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve(_with_web(settings, args), demo=True))
+    asyncio.run(_demo(_with_web(settings, args)))
     return 0
 
 

@@ -53,6 +53,12 @@ class AmiServerStatus:
 
 
 @attrs.frozen
+class LiveStatus:
+    channels: int
+    calls: int
+
+
+@attrs.frozen
 class StatusReport:
     version: str
     database: DatabaseStatus
@@ -61,6 +67,7 @@ class StatusReport:
     dispositions: int
     agi: AgiStatus | None
     ami: tuple[AmiServerStatus, ...]
+    live: LiveStatus
 
     @property
     def healthy(self) -> bool:
@@ -119,4 +126,5 @@ async def collect_status(runtime: Runtime) -> StatusReport:
         dispositions=dispositions,
         agi=_agi_status(runtime),
         ami=_ami_status(runtime),
+        live=LiveStatus(len(runtime.live.state.channels()), len(runtime.live.state.calls())),
     )

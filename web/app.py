@@ -12,18 +12,11 @@ from callcore import __version__
 from callcore.runtime import Runtime
 from callcore.status import collect_status
 from callcore.web.api import setup_api
-from callcore.web.auth import public, requires, setup_auth
+from callcore.web.auth import public, setup_auth
+from callcore.web.ui import setup_ui
 
 HERE = Path(__file__).parent
 RUNTIME = web.AppKey("runtime", Runtime)
-
-
-@requires("admin", "supervisor")
-async def home(request: web.Request) -> web.Response:
-    report = await collect_status(request.app[RUNTIME])
-    return aiohttp_jinja2.render_template(
-        "status.html", request, {"report": report}, status=200 if report.healthy else 503
-    )
 
 
 @public
@@ -46,7 +39,7 @@ def create_app(runtime: Runtime) -> web.Application:
     )
     env.globals["version"] = __version__
     app[aiohttp_jinja2.static_root_key] = "/static"
-    app.router.add_get("/", home, name="home")
+    setup_ui(app)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     return app

@@ -202,9 +202,22 @@ def test_demo_runs_on_the_embedded_database_with_no_database_configured():
         text=True,
     )
     try:
-        health = wait_for_health(f"http://127.0.0.1:{port}/healthz", process, 120)
+        url = f"http://127.0.0.1:{port}/healthz"
+        health = wait_for_health(url, process, 120)
         assert health["database"]["embedded"] is True
         assert health["database"]["server_version"].startswith("18")
+        # The simulator is the PBX: callcore's AMI client is connected to it, and the first
+        # demo caller reaches the FastAGI server (no IVR route yet: NOROUTE, then hang-up).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            health = wait_for_health(url, process, 10)
+            if health["ami"][0]["state"] == "ready" and health["agi"]["refused"] >= 1:
+                break
+            time.sleep(0.2)
+        assert health["ami"] == [
+            {"id": "sim", "address": health["ami"][0]["address"], "state": "ready"}
+        ]
+        assert health["agi"]["refused"] >= 1  # NOROUTE, counted with the refused sessions
     finally:
         code, out, err = stop(process)
     assert code == 0, err
