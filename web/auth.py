@@ -489,12 +489,142 @@ async def me_endpoint(request: web.Request) -> web.Response:
     return web.json_response(user, headers={hdrs.CACHE_CONTROL: "no-store"})
 
 
+TOKENS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["token_type", "access_token", "expires_in", "refresh_token", "csrf_token", "user"],
+    "properties": {
+        "token_type": {"const": "Bearer"},
+        "access_token": {"type": "string", "description": "JWT, HS256, valid 15 minutes."},
+        "expires_in": {"type": "integer", "description": "Seconds the access token lives."},
+        "refresh_token": {"type": "string", "description": "Single use: spend it once."},
+        "refresh_expires_in": {"type": "integer"},
+        "csrf_token": {"type": "string", "description": "X-CSRF-Token for cookie sessions."},
+        "user": {
+            "type": "object",
+            "required": ["id", "username", "role", "language"],
+            "properties": {
+                "id": {"type": "integer"},
+                "username": {"type": "string"},
+                "role": {"enum": list(ROLES)},
+                "language": {"type": "string"},
+            },
+        },
+    },
+}
+ME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "username", "display_name", "role", "language"],
+    "properties": {
+        "id": {"type": "integer"},
+        "username": {"type": "string"},
+        "display_name": {"type": "string"},
+        "email": {"type": ["string", "null"]},
+        "role": {"enum": list(ROLES)},
+        "language": {"type": "string"},
+        "last_login_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+
+def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+@attrs.frozen
+class _Endpoint:
+    """One session endpoint: its route and what the OpenAPI document says of it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    ok: tuple[str, dict[str, Any] | None]
+    errors: tuple[int, ...]
+    body: dict[str, Any] | None = None
+    body_required: bool = True
+
+    def operation(self, error_responses: dict[str, Any]) -> dict[str, Any]:
+        status, schema = self.ok
+        answer: dict[str, Any] = {"description": "Done."}
+        if schema is not None:
+            answer["content"] = _json_content(schema)
+        operation: dict[str, Any] = {
+            "operationId": self.handler.__name__.removesuffix("_endpoint"),
+            "summary": self.summary,
+            "tags": ["auth"],
+            "responses": {status: answer, **error_responses},
+        }
+        if self.body is not None:
+            operation["requestBody"] = {
+                "required": self.body_required,
+                "content": _json_content(self.body),
+            }
+        rule = access_rule(self.handler)
+        if rule is not None and rule.public:
+            operation["security"] = []
+        return operation
+
+
+_TOKENS = ("200", TOKENS_SCHEMA)
+_ENDPOINTS = (
+    _Endpoint(
+        "POST",
+        "/api/v1/auth/login",
+        login_endpoint,
+        "Log in: tokens for API clients, cookies for browsers",
+        _TOKENS,
+        (400, 401, 413, 415, 422, 429),
+        LOGIN_SCHEMA,
+    ),
+    _Endpoint(
+        "POST",
+        "/api/v1/auth/refresh",
+        refresh_endpoint,
+        "Spend a refresh token (body, or cookie with the CSRF header) for new tokens",
+        _TOKENS,
+        (400, 401, 403, 413, 415, 422),
+        REFRESH_SCHEMA,
+        body_required=False,
+    ),
+    _Endpoint(
+        "POST",
+        "/api/v1/auth/logout",
+        logout_endpoint,
+        "End the session of a refresh token (body, or cookie with the CSRF header)",
+        ("204", None),
+        (400, 403, 413, 415, 422),
+        REFRESH_SCHEMA,
+        body_required=False,
+    ),
+    _Endpoint(
+        "POST",
+        "/api/v1/auth/password",
+        password_endpoint,
+        "Change one's own password: other sessions end, this one gets new tokens",
+        _TOKENS,
+        (400, 401, 403, 413, 415, 422, 429),
+        PASSWORD_SCHEMA,
+    ),
+    _Endpoint(
+        "GET", "/api/v1/auth/me", me_endpoint, "The caller's own user", ("200", ME_SCHEMA), (401,)
+    ),
+)
+
+
+async def _document_endpoints(app: web.Application) -> None:
+    """Describe the session endpoints in the OpenAPI document (at start-up: setup order free)."""
+    # The OpenAPI module imports the API resources, which import this module's rules.
+    from callcore.web.api.openapi import document_operation, problem_responses
+
+    for endpoint in _ENDPOINTS:
+        operation = endpoint.operation(problem_responses(*endpoint.errors))
+        document_operation(app, endpoint.method, endpoint.path, operation)
+
+
 def setup_auth(app: web.Application) -> None:
     """Install the auth middleware (first, so nothing runs before it) and the auth endpoints."""
     app[TOKEN_KEYS] = TokenKeys.from_settings(_runtime(app).settings)
     app.middlewares.insert(0, auth_middleware)
-    app.router.add_post("/api/v1/auth/login", login_endpoint, name="auth-login")
-    app.router.add_post("/api/v1/auth/refresh", refresh_endpoint, name="auth-refresh")
-    app.router.add_post("/api/v1/auth/logout", logout_endpoint, name="auth-logout")
-    app.router.add_post("/api/v1/auth/password", password_endpoint, name="auth-password")
-    app.router.add_get("/api/v1/auth/me", me_endpoint, name="auth-me")
+    app.on_startup.append(_document_endpoints)
+    for endpoint in _ENDPOINTS:
+        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
