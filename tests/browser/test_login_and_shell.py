@@ -1,0 +1,102 @@
+"""Logging in, the layout, the language switch and logging out, in Debian's chromium."""
+
+import pytest
+from playwright.async_api import async_playwright
+
+from callcore.db.users import create_user
+from callcore.runtime import open_runtime
+from callcore.web.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "a long enough admin password"
+
+
+@pytest.fixture
+async def base_url(aiohttp_server, callcore_settings):
+    async with open_runtime(callcore_settings) as runtime:
+        async with runtime.database.pool.acquire() as conn:
+            await create_user(
+                conn, username="admin", role="admin", password=PASSWORD, actor_label="test"
+            )
+        server = await aiohttp_server(create_app(runtime))
+        yield str(server.make_url("/"))
+
+
+@pytest.fixture
+async def page():
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # A French browser: when the page is in English, it is the user's own setting.
+            context = await browser.new_context(locale="fr-FR")
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+async def log_in(page, password=PASSWORD):
+    await page.get_by_label("Identifiant").fill("admin")
+    await page.get_by_label("Mot de passe").fill(password)
+    await page.get_by_role("button", name="Se connecter").click()
+
+
+async def test_login_language_switch_and_logout(base_url, page):
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    await page.goto(f"{base_url}login")
+    assert await page.title() == "Se connecter — callcore"
+    await log_in(page)
+    await page.wait_for_url(base_url)
+    assert await page.title() == "État du service — callcore"
+    assert "PostgreSQL" in await page.get_by_test_id("database-ok").inner_text()
+    nav = page.get_by_test_id("main-nav")
+    await nav.get_by_text("Surveillance").click()
+    current = nav.get_by_role("link", name="État du service")
+    assert await current.get_attribute("aria-current") == "page"
+    await nav.get_by_text("Surveillance").click()  # close it: an open dropdown covers the page
+    # Pico CSS and the shell's own module really loaded.
+    assert "system-ui" in await page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert await page.evaluate("typeof window.htmx") == "object"
+
+    await page.get_by_test_id("user-menu").locator("summary").click()
+    await page.get_by_role("button", name="English").click()
+    await page.wait_for_url(base_url)
+    assert await page.title() == "Service status — callcore"
+    assert await page.locator("html").get_attribute("lang") == "en"
+
+    await page.get_by_test_id("user-menu").locator("summary").click()
+    await page.get_by_test_id("logout").click()
+    await page.wait_for_url(f"{base_url}login?logged_out")
+    assert await page.get_by_test_id("logged-out").inner_text() == "You are logged out."
+    assert await page.get_by_test_id("logout").count() == 0
+
+    # Forget the visitor cookie too: English can now only come from the user's saved setting.
+    await page.context.clear_cookies(name="callcore_lang")
+    await page.goto(f"{base_url}login?next=/")
+    assert await page.title() == "Se connecter — callcore"
+    await log_in(page)
+    await page.wait_for_url(base_url)
+    assert await page.title() == "Service status — callcore"
+    assert failed == [] and errors == []
+
+
+async def test_wrong_password_shows_the_error_in_french(base_url, page):
+    await page.goto(f"{base_url}login")
+    await log_in(page, password="not the password")
+    alert = page.get_by_role("alert")
+    await alert.wait_for()
+    assert await alert.inner_text() == "Identifiant ou mot de passe incorrect."
+    assert await page.get_by_label("Identifiant").input_value() == "admin"
+    assert await page.get_by_label("Mot de passe").input_value() == ""
+    assert await page.title() == "Se connecter — callcore"
