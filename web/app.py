@@ -14,6 +14,7 @@ from callcore.status import collect_status
 from callcore.web.api import setup_api
 from callcore.web.auth import public, setup_auth
 from callcore.web.ui import setup_ui
+from callcore.web.ws import setup_ws
 
 HERE = Path(__file__).parent
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -32,6 +33,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     setup_auth(app)
     setup_api(app)
+    setup_ws(app)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
