@@ -16,7 +16,8 @@ from _auth_session import PASSWORD, add_user, login
 
 from callcore import audit
 from callcore.audit_events import AuditEntry, publish_audit
-from callcore.events import Gap
+from callcore.errors import DuplicateNameError
+from callcore.events import Gap, GenericEvent
 from callcore.runtime import Runtime, open_runtime
 from callcore.web.app import create_app
 from callcore.web.ws import (
@@ -26,6 +27,7 @@ from callcore.web.ws import (
     CLOSE_UNAUTHENTICATED,
     HUB,
     WS_PATH,
+    register_topic,
 )
 
 WAIT = 10.0
@@ -307,6 +309,44 @@ async def test_idle_connection_is_closed(node):
     ws = await node.connect("agent")
     code, _ = await closed_with(ws)
     assert code == CLOSE_IDLE
+
+
+async def test_row_filter_scopes_deltas_per_client(aiohttp_client, callcore_settings):
+    async def my_rows(app: Any, principal: Any) -> dict[str, Any]:
+        return {"user_id": principal.user_id}
+
+    def mine(principal: Any, event: Any) -> bool:
+        return event.payload["user_id"] == principal.user_id
+
+    async with open_runtime(callcore_settings) as runtime:
+        app = create_app(runtime)
+        register_topic(app, "acme.mine", ["agent", "supervisor"], my_rows, "acme.bus", mine)
+        with pytest.raises(DuplicateNameError, match=r"acme\.mine"):
+            register_topic(app, "acme.mine", ["agent"], my_rows, "acme.bus")
+        with pytest.raises(ValueError, match="root"):
+            register_topic(app, "acme.other", ["root"], my_rows, "acme.bus")
+        client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+        with pytest.raises(RuntimeError, match="after the hub started"):
+            register_topic(app, "acme.late", ["agent"], my_rows, "acme.bus")
+        node = Node(runtime, client, await log_everyone_in(runtime, client))
+        agent, supervisor = await node.connect("agent"), await node.connect("supervisor")
+        ids = {}
+        for role, ws in (("agent", agent), ("supervisor", supervisor)):
+            await ws.send_json({"type": "subscribe", "topics": ["acme.mine"]})
+            (snapshot,) = await next_frame(ws)
+            ids[role] = snapshot["data"]["user_id"]
+        for user_id in (ids["supervisor"], ids["agent"], ids["supervisor"]):
+            runtime.bus.publish(
+                GenericEvent(topic="acme.bus", type="acme.row", payload={"user_id": user_id})
+            )
+        (delta,) = await next_frame(agent)
+        assert delta["event"]["payload"] == {"user_id": ids["agent"]}
+        deltas, _ = await receive_until(supervisor, 2)
+        assert [d["event"]["payload"]["user_id"] for d in deltas] == [ids["supervisor"]] * 2
+        with pytest.raises(TimeoutError):
+            await agent.receive(timeout=0.3)
+        await agent.close()
+        await supervisor.close()
 
 
 # Delivery -----------------------------------------------------------------------------------
