@@ -16,7 +16,6 @@ from callcore.web.api.pagination import cursor_key, decode_cursor, encode_cursor
 from callcore.web.api.problems import ProblemError, problem, problem_middleware
 from callcore.web.api.resources import (
     CURSOR_KEY,
-    RESOURCES,
     Reference,
     Resource,
     WriteContext,
@@ -50,7 +49,6 @@ def setup_api(app: web.Application) -> None:
 
     app.middlewares.insert(0, problem_middleware)
     app[CURSOR_KEY] = cursor_key(app[RUNTIME].settings)
-    app[RESOURCES] = []
     setup_openapi(app)
     for resource in (DISPOSITION_GROUPS, DISPOSITIONS):
         register_resource(app, resource)

@@ -19,13 +19,13 @@ from callcore.dispositions import CODE_PATTERN, MAX_POSITION
 from callcore.web.api.pagination import Filter, Params, SortKey
 from callcore.web.api.problems import ProblemError
 from callcore.web.api.resources import (
-    MAX_ID,
     Reference,
     Resource,
     RowScope,
     WriteContext,
     read_write_roles,
 )
+from callcore.web.api.validation import MAX_ID
 
 MAX_LABEL_LENGTH = 200
 

@@ -9,17 +9,21 @@ is frozen, and served from memory afterwards.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from callcore import __version__
-from callcore.web.api.etags import IF_MATCH
-from callcore.web.api.pagination import LIMIT_SCHEMA, sort_parameter_schema
+from callcore.web.api.etags import IF_MATCH, IF_MATCH_PATTERN
+from callcore.web.api.pagination import CURSOR_PATTERN, LIMIT_SCHEMA, sort_parameter_schema
 from callcore.web.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA
-from callcore.web.api.resources import API_ROOT, MAX_ID, Resource, api_resources
+from callcore.web.api.validation import MAX_ID
 from callcore.web.auth import public
 
+if TYPE_CHECKING:
+    from callcore.web.api.resources import Resource
+
+API_ROOT = "/api/v1"
 OPENAPI_PATH = f"{API_ROOT}/openapi.json"
 ACCESS_COOKIE = "callcore_access"
 
@@ -40,7 +44,7 @@ _IF_MATCH_PARAMETER = {
     "in": "header",
     "required": True,
     "description": "The ETag of the version being changed: 428 without it, 412 when stale.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
 }
 _LIST_PARAMETERS = [
     {
@@ -53,15 +57,16 @@ _LIST_PARAMETERS = [
         "name": "cursor",
         "in": "query",
         "description": "The next_cursor of the previous page, as given; opaque.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
     },
 ]
 
 
 class OpenAPI:
-    """The operations documented by hand, and the document once built."""
+    """The registered resources, the operations documented by hand, the document once built."""
 
     def __init__(self) -> None:
+        self.resources: list[Resource] = []
         self.operations: dict[str, dict[str, dict[str, Any]]] = {}
         self.document: dict[str, Any] | None = None
 
@@ -203,7 +208,7 @@ def _resource_paths(resource: Resource) -> dict[str, Any]:
                 "parameters": [_IF_MATCH_PARAMETER],
                 "responses": {
                     "204": {"description": "Deleted."},
-                    **problem_responses(401, 403, 404, 409, 412, 428, 500),
+                    **problem_responses(400, 401, 403, 404, 409, 412, 428, 500),
                 },
             },
         },
@@ -234,7 +239,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of everything registered on ``app``."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
-    for resource in api_resources(app):
+    for resource in app[OPENAPI].resources:
         paths.update(_resource_paths(resource))
         schemas.update(_resource_schemas(resource))
     for path, operations in app[OPENAPI].operations.items():

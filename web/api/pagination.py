@@ -34,6 +34,7 @@ from callcore.web.api.validation import TYPE_NAMES, schema_errors
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 LIMIT, CURSOR, SORT = "limit", "cursor", "sort"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 _CURSOR_LABEL = b"callcore api cursor key v1"
 
 

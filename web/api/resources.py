@@ -31,7 +31,8 @@ from aiohttp import web
 from callcore import audit
 from callcore.audit_events import publish_audit
 from callcore.auth.principal import Principal
-from callcore.web.api.etags import etag, require_if_match
+from callcore.web.api.etags import check_version, etag, if_match_tags, require_if_match
+from callcore.web.api.openapi import API_ROOT, OPENAPI
 from callcore.web.api.pagination import (
     Filter,
     Params,
@@ -41,18 +42,15 @@ from callcore.web.api.pagination import (
     parse_list_query,
 )
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.validation import DEFAULT_MAX_BYTES, read_body, validate
+from callcore.web.api.validation import DEFAULT_MAX_BYTES, MAX_ID, read_body, validate
 from callcore.web.auth import PRINCIPAL, requires
 
 if TYPE_CHECKING:
     from callcore.runtime import Runtime
 
-API_ROOT = "/api/v1"
 OPERATIONS = ("list", "get", "create", "replace", "update", "delete")
-MAX_ID = 2**63 - 1
 
 CURSOR_KEY = web.AppKey("api_cursor_key", bytes)
-RESOURCES = web.AppKey("api_resources", list)
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _KEY_DETAIL = re.compile(r"Key \((?P<column>[a-z_][a-z0-9_]*)\)=\((?P<value>.*)\)")
@@ -181,11 +179,6 @@ class Resource:
     def defaults(self) -> dict[str, Any]:
         props = self.schema["properties"]
         return {k: props[k]["default"] for k in self.writable if "default" in props[k]}
-
-
-def api_resources(app: web.Application) -> list[Resource]:
-    """The resources registered on ``app``, in registration order."""
-    return app[RESOURCES]
 
 
 def jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -337,8 +330,10 @@ class _Handlers:
     ) -> web.Response:
         async with _transaction(request, self.r) as tx:
             before = await self._fetch_one(tx.conn, request, lock=True)
-            require_if_match(request, before["version"])
+            # A missing If-Match is reported first, a stale one only once the change is valid.
+            tags = if_match_tags(request)
             values = new_values(before)
+            check_version(tags, before["version"])
             await self._before(tx, request, operation, before, values)
             params = Params()
             assignments = ", ".join(f"{k} = {params(v)}" for k, v in values.items())
@@ -510,4 +505,4 @@ def register_resource(app: web.Application, resource: Resource) -> None:
             requires(*resource.roles[operation])(_handler(bound, f"{operation}_{resource.table}")),
             name=f"api.{resource.name}.{operation}",
         )
-    app.setdefault(RESOURCES, []).append(resource)
+    app[OPENAPI].resources.append(resource)

@@ -21,6 +21,8 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from callcore.web.api.problems import FieldError, ProblemError, field_error
 
 DEFAULT_MAX_BYTES = 64 * 1024
+MAX_ID = 2**63 - 1
+"""The largest row id (PostgreSQL bigint) a path or a body may name."""
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 _CHUNK = 16 * 1024
 
