@@ -100,3 +100,54 @@ async def test_wrong_password_shows_the_error_in_french(base_url, page):
     assert await page.get_by_label("Identifiant").input_value() == "admin"
     assert await page.get_by_label("Mot de passe").input_value() == ""
     assert await page.title() == "Se connecter — callcore"
+
+
+SHELL_SCRIPT_PROBE = """async () => {
+  const shell = await import("/static/callcore.js");
+  const form = document.createElement("form");
+  form.innerHTML = `
+    <input data-field="/current_password"><small data-field-error="/current_password"></small>
+    <input data-field="/new_password"><small data-field-error="/new_password"></small>
+    <p data-form-error hidden></p>`;
+  document.body.append(form);
+  const result = {};
+  try {
+    await shell.fetchJSON("/api/v1/auth/password", {
+      method: "POST", body: {current_password: "x", bogus: 1}, form,
+    });
+  } catch (error) {
+    result.status = error.status;
+  }
+  const field = (name) => form.querySelector(`[data-field="/${name}"]`);
+  result.newInvalid = field("new_password").getAttribute("aria-invalid");
+  result.newMessage = form.querySelector('[data-field-error="/new_password"]').textContent;
+  result.currentInvalid = field("current_password").getAttribute("aria-invalid");
+  result.formError = form.querySelector("[data-form-error]").textContent;
+
+  const statuses = [];
+  document.body.addEventListener("htmx:afterRequest", (e) => statuses.push(e.detail.xhr.status));
+  const list = document.createElement("div");
+  list.innerHTML = '<p aria-busy="true" data-state="loading">…</p>';
+  document.body.append(list);
+  await htmx.ajax("GET", "/no-such-rows", {target: list});
+  await htmx.ajax("POST", "/api/v1/auth/password", {target: document.createElement("div")});
+  result.listState = list.querySelector("[data-state]").dataset.state;
+  result.htmxStatuses = statuses;
+  result.toasts = document.querySelectorAll("#toasts .toast-error").length;
+  return result;
+}"""
+
+
+async def test_shell_script_sends_csrf_and_places_problem_errors(base_url, page):
+    await page.goto(f"{base_url}login")
+    await log_in(page)
+    await page.wait_for_url(base_url)
+    result = await page.evaluate(SHELL_SCRIPT_PROBE)
+    # 422, not 403: fetchJSON and htmx both sent the CSRF token with the session cookie.
+    assert result["status"] == 422
+    assert result["newInvalid"] == "true" and "/new_password" in result["newMessage"]
+    assert result["currentInvalid"] is None
+    assert result["formError"] == "/bogus is not a field of this resource"
+    assert result["htmxStatuses"] == [404, 415]  # 415 (a form body to a JSON API), not 403
+    assert result["listState"] == "error"  # the failed load shows the error state
+    assert result["toasts"] == 2

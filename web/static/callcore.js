@@ -62,7 +62,7 @@ export function showProblem(form, problem) {
       input.setAttribute("aria-invalid", "true");
       small.textContent = [small.textContent, error.message].filter(Boolean).join(" ");
     } else {
-      unplaced.push(error.field ? `${error.field}: ${error.message}` : error.message);
+      unplaced.push(error.message); // the API's messages name their field
     }
   }
   const general = form.querySelector("[data-form-error]");
