@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp_jinja2
+import asyncpg
 from aiohttp import hdrs, web
 
 from callcore import audit
@@ -192,16 +193,16 @@ async def change_language(request: web.Request) -> web.Response:
     await _require_csrf(request)
     form = await request.post()
     code = form.get("language")
-    if code not in LANGUAGES:
+    if not isinstance(code, str) or code not in LANGUAGES:
         raise web.HTTPBadRequest(text=f"language must be one of {', '.join(LANGUAGES)}")
     principal: Principal | None = request.get(PRINCIPAL)
     if principal is not None and principal.language != code:
         async with _runtime(request.app).database.pool.acquire() as conn:
-            await _save_language(conn, principal, str(code), request.remote)
+            await _save_language(conn, principal, code, request.remote)
     response = _see_other(safe_next(form.get("next")) or "/")
     response.set_cookie(
         LANGUAGE_COOKIE,
-        str(code),
+        code,
         max_age=_LANGUAGE_COOKIE_AGE,
         path="/",
         httponly=True,
@@ -211,7 +212,10 @@ async def change_language(request: web.Request) -> web.Response:
     return response
 
 
-async def _save_language(conn: Any, principal: Principal, code: str, ip: str | None) -> None:
+async def _save_language(
+    conn: asyncpg.Connection, principal: Principal, code: str, ip: str | None
+) -> None:
+    """The user's own preference: no rights change, so the session and token version stay."""
     async with conn.transaction():
         await conn.execute("UPDATE users SET language = $1 WHERE id = $2", code, principal.user_id)
         await audit.record(
