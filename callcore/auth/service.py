@@ -5,7 +5,9 @@ a session goes through the same rate limiting, and every change goes through the
 
 Rights changes take effect on the user's very next request: disabling a user, changing their
 role and changing or resetting their password bump ``users.token_version`` (which every access
-token carries and every request checks) and revoke all their refresh-token families.
+token carries and every request checks) and revoke all their refresh-token families. Other code
+that changes those columns (the users API) does the same: :data:`BUMP_TOKEN_VERSION` in its
+UPDATE, then :func:`callcore.auth.refresh.revoke_user_families`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ BAD_CREDENTIALS = "invalid username or password"
 
 
 _PRINCIPAL_COLUMNS = "id AS user_id, username, role, language, token_version"
+BUMP_TOKEN_VERSION = "token_version = token_version + 1"  # noqa: S105 - SQL, not a secret
+"""Part of the UPDATE that changes a user's rights: their tokens die with the same statement
+(one statement, so the row's version moves once); revoke their families in that transaction."""
 
 
 class LoginRefused(CallcoreError):
@@ -174,12 +179,6 @@ def check_new_password(username: str, password: str) -> None:
         raise PasswordRejected("new_password", "the password must not be the username")
 
 
-async def invalidate_sessions(conn: asyncpg.Connection, user_id: int, reason: str) -> None:
-    """Make every token the user holds worthless from their next request on."""
-    await conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = $1", user_id)
-    await refresh.revoke_user_families(conn, user_id, reason)
-
-
 async def change_password(
     conn: asyncpg.Connection,
     *,
@@ -202,11 +201,11 @@ async def change_password(
         )
         if row is not None and row["user_id"] == principal.user_id:
             await conn.execute(
-                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                f"UPDATE users SET password_hash = $2, {BUMP_TOKEN_VERSION} WHERE id = $1",
                 principal.user_id,
                 hash_password(new_password),
             )
-            await invalidate_sessions(conn, principal.user_id, "password")
+            await refresh.revoke_user_families(conn, principal.user_id, "password")
             await audit.record(
                 conn,
                 actor_id=principal.user_id,
@@ -227,10 +226,15 @@ async def change_password(
     return _tokens(keys, _principal(current), issued)
 
 
+def _actor(actor: Principal | None) -> tuple[int | None, str]:
+    """Audit id and label of who acted: a user, or None for the system (the command line)."""
+    return (None, "system") if actor is None else (actor.user_id, actor.username)
+
+
 async def _change_user(
     conn: asyncpg.Connection,
     *,
-    actor: Principal,
+    actor: Principal | None,
     user_id: int,
     column: str,
     value: object,
@@ -238,13 +242,16 @@ async def _change_user(
     ip: str | None,
 ) -> None:
     """Set one rights-bearing column, end the user's sessions and audit it, in one transaction."""
+    actor_id, actor_label = _actor(actor)
     async with conn.transaction():
         before = await conn.fetchrow(
             "SELECT username, role, is_active FROM users WHERE id = $1 FOR UPDATE", user_id
         )
         if before is None:
             raise ValidationError(f"there is no user with id {user_id}")
-        await conn.execute(f"UPDATE users SET {column} = $2 WHERE id = $1", user_id, value)
+        await conn.execute(
+            f"UPDATE users SET {column} = $2, {BUMP_TOKEN_VERSION} WHERE id = $1", user_id, value
+        )
         was_admin = before["role"] == "admin" and before["is_active"]
         if was_admin and not await conn.fetchval(
             "SELECT EXISTS (SELECT FROM users WHERE role = 'admin' AND is_active)"
@@ -253,11 +260,11 @@ async def _change_user(
                 f"user {before['username']!r} is the last active admin; "
                 "make another user admin first"
             )
-        await invalidate_sessions(conn, user_id, action)
+        await refresh.revoke_user_families(conn, user_id, action)
         await audit.record(
             conn,
-            actor_id=actor.user_id,
-            actor_label=actor.username,
+            actor_id=actor_id,
+            actor_label=actor_label,
             action=action,
             entity_type="user",
             entity_id=user_id,
@@ -268,7 +275,7 @@ async def _change_user(
 
 
 async def set_active(
-    conn: asyncpg.Connection, *, actor: Principal, user_id: int, active: bool, ip: str | None
+    conn: asyncpg.Connection, *, actor: Principal | None, user_id: int, active: bool, ip: str | None
 ) -> None:
     """Disable (or re-enable) a user; a disabled user's tokens stop working at once."""
     action = "enable" if active else "disable"
@@ -278,7 +285,7 @@ async def set_active(
 
 
 async def set_role(
-    conn: asyncpg.Connection, *, actor: Principal, user_id: int, role: str, ip: str | None
+    conn: asyncpg.Connection, *, actor: Principal | None, user_id: int, role: str, ip: str | None
 ) -> None:
     """Change a user's role; their current tokens stop working, they log in again."""
     if role not in ROLES:
@@ -289,23 +296,24 @@ async def set_role(
 
 
 async def reset_password(
-    conn: asyncpg.Connection, *, actor: Principal, user_id: int, ip: str | None
+    conn: asyncpg.Connection, *, actor: Principal | None, user_id: int, ip: str | None
 ) -> str:
     """Give a user a new generated password and return it: the only time anyone sees it."""
     password = generate_password()
+    actor_id, actor_label = _actor(actor)
     async with conn.transaction():
         updated = await conn.fetchval(
-            "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id",
+            f"UPDATE users SET password_hash = $2, {BUMP_TOKEN_VERSION} WHERE id = $1 RETURNING id",
             user_id,
             hash_password(password),
         )
         if updated is None:
             raise ValidationError(f"there is no user with id {user_id}")
-        await invalidate_sessions(conn, user_id, "reset")
+        await refresh.revoke_user_families(conn, user_id, "reset")
         await audit.record(
             conn,
-            actor_id=actor.user_id,
-            actor_label=actor.username,
+            actor_id=actor_id,
+            actor_label=actor_label,
             action="reset_password",
             entity_type="user",
             entity_id=user_id,

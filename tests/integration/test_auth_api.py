@@ -212,6 +212,7 @@ async def test_disabling_or_demoting_a_user_stops_their_token_on_the_next_reques
     agent = await login(client, "bob")
     supervisor = await login(client, "sam")
     assert (await _me(client, agent.bearer())).status == 200
+    version = await pool.fetchval("SELECT version FROM users WHERE id = $1", users["agent"])
     async with pool.acquire() as conn:
         await service.set_active(
             conn, actor=_actor(users["admin"]), user_id=users["agent"], active=False, ip=None
@@ -221,6 +222,12 @@ async def test_disabling_or_demoting_a_user_stops_their_token_on_the_next_reques
         )
     assert (await _me(client, agent.bearer())).status == 401
     assert (await _me(client, agent.cookie())).status == 401
+    assert (
+        await pool.fetchval(  # a real change: the ETag moves
+            "SELECT version FROM users WHERE id = $1", users["agent"]
+        )
+        == version + 1
+    )
     assert (await _me(client, supervisor.bearer())).status == 401
     for session in (agent, supervisor):
         refreshed = await client.post(
@@ -440,8 +447,8 @@ async def test_admin_reset_gives_a_strong_password_once(client, pool, users):
         password = await service.reset_password(
             conn, actor=_actor(users["admin"]), user_id=users["agent"], ip="10.1.2.3"
         )
-        second = await service.reset_password(
-            conn, actor=_actor(users["admin"]), user_id=users["agent"], ip="10.1.2.3"
+        second = await service.reset_password(  # from the command line: no user acts
+            conn, actor=None, user_id=users["agent"], ip="10.1.2.3"
         )
         with pytest.raises(ValidationError, match="no user with id 999"):
             await service.reset_password(conn, actor=_actor(users["admin"]), user_id=999, ip=None)
@@ -460,12 +467,11 @@ async def test_admin_reset_gives_a_strong_password_once(client, pool, users):
         "FROM audit_log WHERE action = 'reset_password'"
     )
     assert second not in (dump or "")
-    assert (
-        await pool.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'reset_password' AND ip = '10.1.2.3'"
-        )
-        == 2
+    actors = await pool.fetch(
+        "SELECT actor_id, actor_label FROM audit_log "
+        "WHERE action = 'reset_password' AND ip = '10.1.2.3' ORDER BY id"
     )
+    assert [tuple(row) for row in actors] == [(users["admin"], "alice"), (None, "system")]
     assert second not in await pool.fetchval(
         "SELECT password_hash FROM users WHERE id = $1", users["agent"]
     )
