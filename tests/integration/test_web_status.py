@@ -1,9 +1,10 @@
 """The status page and /healthz of a running node, over a real socket and database."""
 
 import pytest
+from _auth_session import add_user, login
 
 from callcore.runtime import open_runtime
-from callcore.web.app import create_app
+from callcore.web.app import RUNTIME, create_app
 
 
 @pytest.fixture
@@ -24,8 +25,15 @@ async def test_healthz_reports_database_and_plugins(client):
     assert body["dispositions"] >= 8
 
 
-async def test_status_page_renders_in_french_with_vendor_css(client):
-    response = await client.get("/")
+async def test_status_page_needs_a_supervisor_and_renders_in_french(client):
+    assert (await client.get("/")).status == 401
+    runtime = client.app[RUNTIME]
+    await add_user(runtime.database.pool, "ana", "agent")
+    await add_user(runtime.database.pool, "sam", "supervisor")
+    agent = await login(client, "ana")
+    assert (await client.get("/", headers=agent.cookie())).status == 403
+    supervisor = await login(client, "sam")
+    response = await client.get("/", headers=supervisor.cookie())
     assert response.status == 200
     html = await response.text()
     assert "État du service" in html
