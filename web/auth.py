@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.cookies import Morsel
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import attrs
 from aiohttp import hdrs, web
@@ -48,7 +49,8 @@ REFRESH_COOKIE = "callcore_refresh"
 CSRF_COOKIE = "callcore_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-REFRESH_PATHS = ("/api/v1/auth", "/login", "/logout")
+LOGIN_PATH = "/login"
+REFRESH_PATHS = ("/api/v1/auth", LOGIN_PATH, "/logout")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _RULE = "__callcore_access__"
@@ -168,6 +170,13 @@ async def csrf_ok(request: web.Request) -> bool:
 
 
 def _refusal(request: web.Request, status: HTTPStatus, detail: str) -> web.StreamResponse:
+    if (
+        status == HTTPStatus.UNAUTHORIZED
+        and request.method in ("GET", "HEAD")
+        and not request.path.startswith(API_PREFIX)
+    ):
+        # A person opening a page: send them to log in (or to a silent refresh there) and back.
+        raise web.HTTPSeeOther(f"{LOGIN_PATH}?{urlencode({'next': request.path_qs})}")
     headers = {}
     if status == HTTPStatus.UNAUTHORIZED:
         headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="callcore"'

@@ -20,6 +20,7 @@ from aiohttp import hdrs, web
 from callcore import audit
 from callcore.auth import service
 from callcore.auth.principal import Principal
+from callcore.auth.refresh import RefreshRefused
 from callcore.config import LANGUAGES
 from callcore.status import collect_status
 from callcore.web import auth
@@ -122,6 +123,9 @@ async def login_page(request: web.Request) -> web.Response:
     principal: Principal | None = request.get(PRINCIPAL)
     if principal is not None:
         return _see_other(target or landing_page(request.app, principal))
+    refreshed = await _silent_refresh(request, target)
+    if refreshed is not None:
+        return refreshed
     context: dict[str, Any] = {
         "next": target or "",
         "username": "",
@@ -137,6 +141,24 @@ async def login_page(request: web.Request) -> web.Response:
         response.set_cookie(
             auth.CSRF_COOKIE, fresh_token, path="/", samesite="Strict", secure=request.secure
         )
+    return response
+
+
+async def _silent_refresh(request: web.Request, target: str | None) -> web.Response | None:
+    """A browser whose access token expired still holds its refresh cookie (sent only to the
+    login paths): rotate it and go back to the page, instead of asking for the password again."""
+    token = request.cookies.get(auth.REFRESH_COOKIE)
+    if not token:
+        return None
+    try:
+        async with _runtime(request.app).database.pool.acquire() as conn:
+            tokens = await service.refresh_session(
+                conn, refresh_token=token, keys=request.app[auth.TOKEN_KEYS]
+            )
+    except RefreshRefused:
+        return None
+    response = _see_other(target or landing_page(request.app, tokens.principal))
+    auth.set_session_cookies(response, tokens, request)
     return response
 
 

@@ -113,16 +113,23 @@ async def _call(client, method: str, template: str, rule: Rule, headers: dict[st
         kwargs["data"] = rule.form
     async with client.request(method, _url(template, rule), **kwargs) as response:
         await response.read()
+        if response.status == 303 and response.headers["Location"].startswith("/login?next="):
+            return "to-login"
         return response.status
 
 
-def _check(status: int, allowed: bool, anonymous: bool, where: str) -> str | None:
+def _is_page(method: str, template: str) -> bool:
+    """A person's browser opening a page: refused anonymously with a redirect to log in."""
+    return method in ("GET", "HEAD") and not template.startswith("/api/")
+
+
+def _check(status: int | str, allowed: bool, anonymous: bool, where: str) -> str | None:
     if allowed:
-        ok = status not in (401, 403) and status < 500
-        expected = "neither 401, 403 nor 5xx"
+        ok = status not in (401, 403, "to-login") and isinstance(status, int) and status < 500
+        expected = "neither 401, 403, a redirect to log in, nor 5xx"
     else:
-        expected = "401" if anonymous else "403"
-        ok = status == int(expected)
+        expected = "403" if not anonymous else "to-login" if where.startswith("page ") else "401"
+        ok = str(status) == expected
     return None if ok else f"{where}: got {status}, expected {expected}"
 
 
@@ -140,7 +147,8 @@ async def test_every_route_follows_its_rule_for_every_caller(app_client):
     for method, template in sorted(routes):
         rule = _rule_of(method, template)
         status = await _call(client, method, template, rule, {})
-        failure = _check(status, rule.roles is None, True, f"{method} {template} anonymous")
+        kind = "page " if _is_page(method, template) else ""
+        failure = _check(status, rule.roles is None, True, f"{kind}{method} {template} anonymous")
         failures += [failure] if failure else []
         for (role, mode), session in sessions.items():
             if rule.consumes_session:

@@ -245,7 +245,8 @@ async def test_login_redirects_to_the_page_asked_for_and_logout_ends_the_session
             "SELECT revoked_reason FROM refresh_families ORDER BY created_at DESC LIMIT 1"
         )
     assert revoked == "logout"
-    assert (await client.get("/")).status == 401
+    after = await client.get("/", allow_redirects=False)
+    assert after.status == 303 and after.headers["Location"] == "/login?next=/"
     notice = await (await client.get("/login?logged_out")).text()
     assert "Votre session est fermée." in notice
 

@@ -26,7 +26,8 @@ async def test_healthz_reports_database_and_plugins(client):
 
 
 async def test_status_page_needs_a_supervisor_and_renders_in_french(client):
-    assert (await client.get("/")).status == 401
+    anonymous = await client.get("/", allow_redirects=False)
+    assert anonymous.status == 303 and anonymous.headers["Location"] == "/login?next=/"
     runtime = client.app[RUNTIME]
     await add_user(runtime.database.pool, "ana", "agent")
     await add_user(runtime.database.pool, "sam", "supervisor")
@@ -45,3 +46,24 @@ async def test_status_page_needs_a_supervisor_and_renders_in_french(client):
 
 async def test_unknown_path_is_404(client):
     assert (await client.get("/nope")).status == 404
+
+
+async def test_an_expired_page_session_is_renewed_silently_through_the_login_page(client):
+    runtime = client.app[RUNTIME]
+    await add_user(runtime.database.pool, "sam", "supervisor")
+    session = await login(client, "sam")
+    client.session.cookie_jar.clear()
+    # The access token has expired (the browser dropped it); the refresh cookie remains.
+    stale = {"Cookie": f"callcore_refresh={session.refresh}"}
+    page = await client.get("/?tab=db", headers=stale, allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/login?next=/?tab%3Ddb"
+    renewed = await client.get(page.headers["Location"], headers=stale, allow_redirects=False)
+    assert renewed.status == 303 and renewed.headers["Location"] == "/?tab=db"
+    fresh = renewed.cookies["callcore_access"].value
+    assert fresh and renewed.cookies["callcore_refresh"].value != session.refresh
+    again = await client.get("/", headers={"Cookie": f"callcore_access={fresh}"})
+    assert again.status == 200
+    # The spent refresh token cannot renew twice: reuse ends the session.
+    client.session.cookie_jar.clear()
+    replay = await client.get("/login?next=/", headers=stale, allow_redirects=False)
+    assert replay.status == 200 and "callcore_access" not in replay.cookies
