@@ -13,11 +13,11 @@ from callcore.runtime import Runtime
 from callcore.status import collect_status
 from callcore.web.api import setup_api
 from callcore.web.auth import public, setup_auth
+from callcore.web.keys import RUNTIME
 from callcore.web.ui import setup_ui
 from callcore.web.ws import setup_ws
 
 HERE = Path(__file__).parent
-RUNTIME = web.AppKey("runtime", Runtime)
 
 
 @public

@@ -35,6 +35,7 @@ from callcore.auth.refresh import RefreshRefused
 from callcore.auth.tokens import InvalidToken, TokenKeys
 from callcore.db.users import ROLES
 from callcore.runtime import Runtime
+from callcore.web.keys import RUNTIME
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,6 @@ TOKEN_KEYS = web.AppKey("token_keys", TokenKeys)
 
 def _runtime(app: web.Application) -> Runtime:
     # web.app imports this module to call setup_auth, so its key is looked up at call time.
-    from callcore.web.app import RUNTIME
 
     return app[RUNTIME]
 

@@ -35,6 +35,7 @@ from callcore.web.i18n import (
     install,
     load_catalogs,
 )
+from callcore.web.keys import RUNTIME
 from callcore.web.nav import NavEntry, navigation_for, register_nav
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ _LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 
 def _runtime(app: web.Application) -> Runtime:
-    from callcore.web.app import RUNTIME  # web.app imports this module to call setup_ui
 
     return app[RUNTIME]
 

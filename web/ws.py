@@ -35,6 +35,7 @@ from callcore.web.auth import (
     principal_from_cookies,
     public,
 )
+from callcore.web.keys import RUNTIME
 
 log = logging.getLogger(__name__)
 
@@ -423,14 +424,12 @@ HUB = web.AppKey("ws_hub", Hub)
 
 
 def _runtime_bus(app: web.Application) -> EventBus:
-    from callcore.web.app import RUNTIME  # web.app imports this module to call setup_ws
 
     return app[RUNTIME].bus
 
 
 async def _audit_snapshot(app: web.Application, principal: Principal) -> dict[str, Any]:
     """The newest audit entries, newest first; deltas are entries newer than these."""
-    from callcore.web.app import RUNTIME
 
     entries = await recent_entries(app[RUNTIME].database.pool, AUDIT_SNAPSHOT_SIZE)
     return {"entries": [entry_json(entry) for entry in entries]}

@@ -22,6 +22,7 @@ from callcore.web.api.resources import (
     register_resource,
 )
 from callcore.web.api.validation import read_json, validate
+from callcore.web.keys import RUNTIME
 
 __all__ = [
     "OPENAPI_PATH",
@@ -45,7 +46,6 @@ __all__ = [
 def setup_api(app: web.Application) -> None:
     """Install the API: problem+json errors (outermost, so the auth layer's refusals under
     ``/api/`` are problems too), the cursor key, the OpenAPI document and the resources."""
-    from callcore.web.app import RUNTIME  # web.app imports this package to call setup_api
 
     app.middlewares.insert(0, problem_middleware)
     app[CURSOR_KEY] = cursor_key(app[RUNTIME].settings)

@@ -44,6 +44,7 @@ from callcore.web.api.pagination import (
 from callcore.web.api.problems import ProblemError, field_error
 from callcore.web.api.validation import DEFAULT_MAX_BYTES, MAX_ID, read_body, validate
 from callcore.web.auth import PRINCIPAL, requires
+from callcore.web.keys import RUNTIME
 
 if TYPE_CHECKING:
     from callcore.runtime import Runtime
@@ -416,7 +417,6 @@ class _Handlers:
 
 
 def _runtime(app: web.Application) -> Runtime:
-    from callcore.web.app import RUNTIME  # web.app imports this package to call setup_api
 
     return app[RUNTIME]
 
