@@ -8,9 +8,10 @@ transaction as the change, refusing to delete referenced rows, and turning integ
 into problems that name the field.
 
 The one schema describes the representation. Properties are the table's columns; those marked
-``readOnly`` (id, version, timestamps...) are served but never written, and the request
-variants are derived from it: *input* (POST and PUT: no read-only fields, schema defaults fill
-what is omitted) and *patch* (PATCH, an RFC 7396 merge patch: every field optional).
+``readOnly`` (id, version, timestamps...) are served but never written, those marked
+``writeOnly`` (a password) are written but never served, and the request variants are derived
+from it: *input* (POST and PUT: no read-only fields, schema defaults fill what is omitted) and
+*patch* (PATCH, an RFC 7396 merge patch: every field optional).
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ class WriteContext:
     values: Mapping[str, Any] | None
 
 
-BeforeWrite = Callable[[WriteContext], Awaitable[None]]
+BeforeWrite = Callable[[WriteContext], Awaitable[Mapping[str, Any] | None]]
 """Runs in the transaction before a create, replace, update or delete; raises ProblemError to
-refuse it. Nothing is written, not even the audit row, when it refuses."""
+refuse it. Nothing is written, not even the audit row, when it refuses. It may return the column
+values to write instead of the validated ones (a secret encrypted, a number normalised)."""
 
 
 @attrs.frozen
@@ -105,6 +107,9 @@ class Resource:
     in messages and the audit log; ``label_field`` is the property messages quote to name a row.
     ``sortable`` and ``filterable`` map public names to columns; ``roles`` maps each of
     :data:`OPERATIONS` to the roles allowed; ``scope`` restricts the rows a principal sees.
+    ``expressions`` reads a property that is not a plain column: name -> SQL written in code, a
+    cast (``daily_spend_cap::text``) or a value computed from columns
+    (``password_encrypted IS NOT NULL`` for a read-only ``password_set``).
     """
 
     name: str
@@ -120,6 +125,7 @@ class Resource:
     before_write: BeforeWrite | None = None
     references: tuple[Reference, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BYTES
+    expressions: Mapping[str, str] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         for column in self.columns:
@@ -138,8 +144,16 @@ class Resource:
 
     @cached_property
     def columns(self) -> tuple[str, ...]:
-        """Every property, each a column of ``table``."""
-        return tuple(self.schema["properties"])
+        """Every property served, each a column of ``table`` or one of ``expressions``."""
+        return tuple(name for name in self.schema["properties"] if name not in self.write_only)
+
+    @cached_property
+    def select_list(self) -> str:
+        """The SELECT (and RETURNING) list giving the representation."""
+        return ", ".join(
+            f"({self.expressions[name]}) AS {name}" if name in self.expressions else name
+            for name in self.columns
+        )
 
     @cached_property
     def read_only(self) -> tuple[str, ...]:
@@ -147,13 +161,19 @@ class Resource:
         return tuple(name for name in props if props[name].get("readOnly"))
 
     @cached_property
+    def write_only(self) -> tuple[str, ...]:
+        props = self.schema["properties"]
+        return tuple(name for name in props if props[name].get("writeOnly"))
+
+    @cached_property
     def writable(self) -> tuple[str, ...]:
-        return tuple(name for name in self.columns if name not in self.read_only)
+        return tuple(name for name in self.schema["properties"] if name not in self.read_only)
 
     @cached_property
     def representation_schema(self) -> dict[str, Any]:
-        """What the API serves: every property, always present."""
+        """What the API serves: every property but the write-only ones, always present."""
         schema = copy.deepcopy(dict(self.schema))
+        schema["properties"] = {k: v for k, v in schema["properties"].items() if k in self.columns}
         schema["required"] = list(self.columns)
         return schema
 
@@ -228,7 +248,7 @@ class _Handlers:
 
     def __init__(self, resource: Resource) -> None:
         self.r = resource
-        self.select = f"SELECT {', '.join(resource.columns)} FROM {resource.table}"
+        self.select = f"SELECT {resource.select_list} FROM {resource.table}"
 
     def _scope(self, request: web.Request, params: Params) -> str:
         principal = request[PRINCIPAL]
@@ -291,12 +311,12 @@ class _Handlers:
         body = await read_body(request, self.r.max_body_bytes)
         values = _validated_input(body, self.r, self.r.input_schema)
         async with _transaction(request, self.r) as tx:
-            await self._before(tx, request, "create", None, values)
+            values = await self._before(tx, request, "create", None, values)
             params = Params()
             placeholders = ", ".join(params(values[k]) for k in values)
             row = await tx.conn.fetchrow(
                 f"INSERT INTO {self.r.table} ({', '.join(values)}) VALUES ({placeholders}) "
-                f"RETURNING {', '.join(self.r.columns)}",
+                f"RETURNING {self.r.select_list}",
                 *params.values,
             )
             after = jsonable(row)
@@ -318,8 +338,11 @@ class _Handlers:
             )
 
         def merged(before: Mapping[str, Any]) -> dict[str, Any]:
-            current = {k: before[k] for k in self.r.writable}
-            return _validated_input(merge_patch(current, patch), self.r, self.r.input_schema)
+            current = {k: before[k] for k in self.r.writable if k in before}
+            document = merge_patch(current, patch)
+            # A write-only member is never in `current`: its null (remove it) must be kept.
+            document.update({k: None for k in self.r.write_only if k in patch and patch[k] is None})
+            return _validated_input(document, self.r, self.r.input_schema)
 
         return await self._write(request, "update", merged)
 
@@ -335,12 +358,12 @@ class _Handlers:
             tags = if_match_tags(request)
             values = new_values(before)
             check_version(tags, before["version"])
-            await self._before(tx, request, operation, before, values)
+            values = await self._before(tx, request, operation, before, values)
             params = Params()
             assignments = ", ".join(f"{k} = {params(v)}" for k, v in values.items())
             row = await tx.conn.fetchrow(
                 f"UPDATE {self.r.table} SET {assignments} WHERE id = {params(before['id'])} "
-                f"RETURNING {', '.join(self.r.columns)}",
+                f"RETURNING {self.r.select_list}",
                 *params.values,
             )
             after = jsonable(row)
@@ -365,12 +388,15 @@ class _Handlers:
         operation: str,
         before: Mapping[str, Any] | None,
         values: Mapping[str, Any] | None,
-    ) -> None:
-        if self.r.before_write is not None:
-            principal = request[PRINCIPAL]
-            await self.r.before_write(
-                WriteContext(tx.conn, request, principal, operation, before, values)
-            )
+    ) -> Mapping[str, Any] | None:
+        """The values to write: the hook's, if it returns some."""
+        if self.r.before_write is None:
+            return values
+        principal = request[PRINCIPAL]
+        replaced = await self.r.before_write(
+            WriteContext(tx.conn, request, principal, operation, before, values)
+        )
+        return values if replaced is None else dict(replaced)
 
     async def _refuse_if_referenced(self, conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
         shown = 5
