@@ -13,8 +13,8 @@ so a 3 s prompt takes 3 simulated seconds. :func:`run_agi_call` is the one-liner
     assert record.variables["CALLCORE_STATUS"] == "OK"
 
 Modelled from Asterisk's documentation rather than a capture: SAY * durations (0.5 s per
-character), the applications EXEC knows (Set, NoOp, Playback, Wait; others answer ``-2``), and
-GOSUB always completing. Not reproduced: Asterisk's delay of a second pipelined command
+character), the applications EXEC knows (Set, NoOp, Playback, Wait, and those its host runs —
+the simulator's Dial and Gosub; others answer ``-2``), and GOSUB always completing. Not reproduced: Asterisk's delay of a second pipelined command
 (agi-partialcmd.txt; here commands are answered in order) and a command written during STREAM
 FILE or GET DATA cutting the playback short without a reply (callcore's session never does it).
 The server closing the connection does end a running command, as on Asterisk.
@@ -153,6 +153,7 @@ class AGIChannel:
         extension: str = "s",
         extra_headers: Mapping[str, str] | None = None,
         observer: AGIObserver | None = None,
+        applications: Mapping[str, Callable[[str], Awaitable[int]]] | None = None,
     ) -> None:
         number = next(_ids)
         self.script = script
@@ -168,6 +169,9 @@ class AGIChannel:
         self.extension = extension
         self.extra_headers = dict(extra_headers or {})
         self.observer = observer
+        self.applications = {name.lower(): run for name, run in (applications or {}).items()}
+        """EXEC applications the host runs (the simulator's ``Dial``), by name; each gets the
+        application's data and returns its result."""
         self.callerid = (self.caller.name, self.caller.number)
         self.commands: list[tuple[str, ...]] = []
         self.replies: list[bytes] = []
@@ -307,9 +311,9 @@ class AGIChannel:
                     return  # like Asterisk, a running command ends when the script goes away
                 finally:
                     self._busy = False
+                self._send(reply)
                 if self.observer is not None:
                     self.observer.command_finished(line, reply)
-                self._send(reply)
                 answered += 1
                 limit = self.caller.hangup_after_commands
                 if limit is not None and answered == limit and not self.dead:
@@ -489,7 +493,10 @@ class AGIChannel:
             self.variables["PLAYBACKSTATUS"] = "FAILED"
             return format_reply(-1, endpos=0)
         outcome, digit, endpos = await self._play(args[0], args[1])
-        self.variables["PLAYBACKSTATUS"] = "SUCCESS"
+        if control:
+            self.variables.update(CPLAYBACKSTATUS="SUCCESS", CPLAYBACKOFFSET="-1")
+        else:
+            self.variables["PLAYBACKSTATUS"] = "SUCCESS"
         if outcome == "hangup":
             return format_reply(-1, endpos=endpos)
         if outcome == "digit" and digit is not None:
@@ -626,6 +633,8 @@ class AGIChannel:
         if not args:
             raise _Usage("<application> [options]")
         application, options = args[0].lower(), args[1] if len(args) > 1 else ""
+        if application in self.applications:
+            return format_reply(await self.applications[application](options))
         if application == "set":
             name, _, value = options.partition("=")
             self.variables[name] = value
@@ -649,6 +658,10 @@ class AGIChannel:
         if len(args) < 3:
             raise _Usage("<context> <extension> <priority> [arguments]")
         self._send(format_reply(0, text="Trying...", code=100))
+        gosub = self.applications.get("gosub")
+        if gosub is not None:
+            priority = f"{args[2]}({','.join(args[3:])})" if len(args) > 3 else args[2]
+            await gosub(f"{args[0]},{args[1]},{priority}")
         return format_reply(0, text="Gosub complete")
 
     async def _record_file(self, args: list[str]) -> bytes:

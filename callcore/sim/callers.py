@@ -133,6 +133,9 @@ class CallerModel:
     patience: Distribution = Exponential(180.0, 20.0, 3600.0)
     """Seconds before the caller hangs up whatever happens."""
     media: dict[str, float] = attrs.field(factory=dict)
+    """Prompt durations in seconds, by file name."""
+    missing: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    """Sound files that do not exist."""
 
     def caller(self, rng: random.Random, number: str, name: str = "") -> Caller:
         scripts = [script for script, _ in self.scripts]
@@ -143,5 +146,6 @@ class CallerModel:
             number=number,
             name=name,
             media=self.media,
+            missing=self.missing,
             hangup_at=self.patience.sample(rng),
         )

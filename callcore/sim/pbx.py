@@ -329,6 +329,8 @@ class PBXConfig:
     globals: Mapping[str, str] = attrs.field(factory=lambda: {"GLOBALFOO": "globalbar"})
     media: Mapping[str, float] = attrs.field(factory=dict)
     """Prompt durations (seconds, by file name) heard on originated AGI calls."""
+    missing: frozenset[str] = frozenset()
+    """Sound files that do not exist, for originated AGI calls."""
 
 
 @attrs.frozen
@@ -559,8 +561,13 @@ class PBX:
         callerid: tuple[str, str] | None,
         variables: Mapping[str, str],
         linkedid: Channel | None = None,
+        preset: Mapping[str, str] | None = None,
     ) -> tuple[Channel, Channel]:
-        """``Local/EXT@CTX``'s two halves, with the events Asterisk emits as it builds them."""
+        """``Local/EXT@CTX``'s two halves, with the events Asterisk emits as it builds them.
+
+        ``preset`` variables are set on each half as it is made, before ``;1`` starts dialling
+        (Dial's ``DIALEDPEERNUMBER``); ``variables`` after (an Originate's ``Variable:``).
+        """
         spec = target.removeprefix("Local/").removesuffix("/n")
         exten, _, context = spec.partition("@")
         base = f"Local/{exten}@{context}-{next(self._sequence):08x}"
@@ -572,6 +579,8 @@ class PBX:
         else:
             two.linkedid = one.linkedid
         one.peer, two.peer = two, one
+        for name, value in (preset or {}).items():
+            self.setvar(one, name, value)
         one.application, one.app_data = application, "(Outgoing Line)"
         self.channel_event(
             "Newexten",
@@ -582,6 +591,9 @@ class PBX:
             privilege=DIALPLAN,
         )
         for half in (one, two):
+            if half is two:
+                for name, value in (preset or {}).items():
+                    self.setvar(two, name, value)
             for name, value in variables.items():
                 self.setvar(half, name, value)
             if callerid is not None:
@@ -666,16 +678,24 @@ class PBX:
         self._finish(one, soft=False)
         return result
 
-    async def _dial(self, one: Channel, two: Channel, ring_timeout: float) -> str:
-        """Wait for ``two``'s answer (``one`` dials it): answer, busy, congestion, timeout..."""
+    async def _dial(
+        self, one: Channel, two: Channel, ring_timeout: float, *, caller: Channel | None = None
+    ) -> str:
+        """Wait for ``two``'s answer (``one`` dials it): answer, busy, congestion, timeout...;
+        ``caller`` (who runs Dial) being told to hang up meanwhile ends it with ``hangup``."""
         loop = asyncio.get_running_loop()
         one.progress = loop.create_future()
+        if caller is not None:
+            caller.progress = one.progress
         two.dialer = one
         self.start(two)
         try:
             outcome = await self.clock.wait_for(asyncio.shield(one.progress), ring_timeout)
         except TimeoutError:
             outcome = "timeout"
+        finally:
+            if caller is not None:
+                caller.progress = None
         if outcome == "answer":
             self.set_state(one, UP)
         return outcome
@@ -689,6 +709,141 @@ class PBX:
         except (_Hangup, _Redirect):
             pass  # no dialplan runs here: no SoftHangupRequest either (ami-chanspy.txt)
         self._finish(chan, soft=False)
+
+    # -- bridges and Dial ----------------------------------------------------------------------
+
+    def create_bridge(self) -> Bridge:
+        bridge = Bridge(f"{self.rng.getrandbits(128):032x}")
+        self.emit("BridgeCreate", CALL, bridge.fields())
+        return bridge
+
+    def enter_bridge(self, bridge: Bridge, chan: Channel) -> None:
+        bridge.channels.append(chan)
+        chan.bridge = bridge
+        self.emit("BridgeEnter", CALL, [*bridge.fields(), *chan.fields()])
+
+    def leave_bridge(self, bridge: Bridge, chan: Channel) -> None:
+        bridge.channels.remove(chan)
+        chan.bridge = None
+        self.emit("BridgeLeave", CALL, [*bridge.fields(), *chan.fields()])
+
+    async def dial(self, chan: Channel, data: str) -> int:
+        """``Dial(Local/EXT@CTX[,timeout[,options]])`` run by ``chan`` — ``EXEC Dial`` from AGI
+        in ami-originate-agi-basic.txt: the ``DIAL*`` variables cleared, a new outgoing Local
+        pair (AppDial), DialBegin, then DialEnd with the callee's answer, busy or congestion.
+        Answered, the two are bridged until either side hangs up. Returns the application's
+        result: -1 when ``chan`` itself was hung up or redirected, else 0. Options are not
+        interpreted (the caller always goes on after the call, as with ``g``); a ring timeout
+        (DialEnd NOANSWER) and ``chan`` hanging up meanwhile (CANCEL) are not in a capture."""
+        target, *rest = data.split(",")
+        ring_timeout = float(rest[0]) if rest and rest[0] else 3600.0
+        if chan._signal is not None or chan.hanging_up:
+            return -1
+        for name in _DIAL_VARIABLES:
+            self.setvar(chan, name, "")
+        dialed = target.removeprefix("Local/")
+        if not target.startswith("Local/") or "@" not in target:
+            self.setvar(chan, "DIALSTATUS", "CHANUNAVAIL")
+            return 0
+        started = self.clock.monotonic()
+        one, two = self.local_pair(
+            target,
+            application="AppDial",
+            callerid=chan.cid,
+            variables={},
+            linkedid=chan,
+            preset={"DIALEDPEERNUMBER": dialed},
+        )
+        self.local_bridge(one, two, optimize=False)
+        self.emit("DialBegin", CALL, [*chan.fields(), *one.fields("Dest"), ("DialString", dialed)])
+        outcome = await self._dial(one, two, ring_timeout, caller=chan)
+        if outcome == "answer" and chan._signal is None:
+            return await self._dialled_call(chan, one, dialed, started)
+        status = {"busy": "BUSY", "congestion": "CONGESTION", "timeout": "NOANSWER"}
+        self.emit(
+            "DialEnd",
+            CALL,
+            [*chan.fields(), *one.fields("Dest"), ("DialStatus", status.get(outcome, "CANCEL"))],
+        )
+        one.cause = 0
+        self._finish(one, soft=False)
+        self.setvar(chan, "DIALSTATUS", status.get(outcome, "CANCEL"))
+        return 0 if chan._signal is None else -1
+
+    async def _dialled_call(self, chan: Channel, one: Channel, dialed: str, started: float) -> int:
+        """The answered part of :meth:`dial`, in the capture's order: DialEnd, the bridge with
+        BRIDGEPEER on both sides, and when one side goes the outgoing leg leaves and hangs up
+        before the caller leaves; then the times."""
+        answered = self.clock.monotonic()
+        for name, value in (
+            ("DIALSTATUS", "ANSWER"),
+            ("DIALEDPEERNAME", one.name),
+            ("DIALEDPEERNUMBER", dialed),
+        ):
+            self.setvar(chan, name, value)
+        self.emit("DialEnd", CALL, [*chan.fields(), *one.fields("Dest"), ("DialStatus", "ANSWER")])
+        self.device_state(one.device, "INUSE")
+        bridge = self.create_bridge()
+        self.channel_event(
+            "Newexten",
+            one,
+            ("Extension", ""),
+            ("Application", "AppDial"),
+            ("AppData", "(Outgoing Line)"),
+            privilege=DIALPLAN,
+        )
+        for party in (one, chan):
+            self.enter_bridge(bridge, party)
+        for party, other in ((one, chan), (chan, one)):
+            self.setvar(party, "BRIDGEPEER", other.name)
+        await _until_signalled(chan, one)
+        for party in (one, chan):
+            self.setvar(party, "BRIDGEPEER", "")
+        self.leave_bridge(bridge, one)
+        if one.cause is None:
+            one.cause = 16
+        self._finish(one, soft=one._signal is None)
+        self.leave_bridge(bridge, chan)
+        self.emit("BridgeDestroy", CALL, bridge.fields())
+        now = self.clock.monotonic()
+        for name, seconds in (("ANSWEREDTIME", now - answered), ("DIALEDTIME", now - started)):
+            self.setvar(chan, name, str(int(seconds)))
+            self.setvar(chan, f"{name}_MS", str(round(seconds * 1000)))
+        self.setvar(chan, "DIALSTATUS", "ANSWER")
+        return 0 if chan._signal is None else -1
+
+    async def gosub(self, chan: Channel, data: str) -> int:
+        """``Gosub(context,exten,priority(args))`` — AGI's GOSUB in agi-basic.txt: LOCAL(ARGn)
+        and LOCAL(ARGC) set, the subroutine's steps up to ``Return``, the arguments cleared and
+        GOSUB_RETVAL set; then the channel is back where it was."""
+        target, _, arguments = data.partition("(")
+        context, exten, priority = target.split(",")
+        args = arguments.removesuffix(")").split(",") if arguments else []
+        names = [f"ARG{i}" for i in range(1, len(args) + 1)]
+        for name, value in (*zip(names, args, strict=True), ("ARGC", str(len(args)))):
+            self.setvar(chan, f"LOCAL({name})", value)
+            chan.variables[name] = value
+        back = (chan.context, chan.exten, chan.priority)
+        chan.context, chan.exten, chan.priority = context, exten, int(priority)
+        steps = self.config.dialplan.find(context, exten) or ()
+        retval = ""
+        try:
+            while 1 <= chan.priority <= len(steps):
+                step = steps[chan.priority - 1]
+                await self._step(chan, step)
+                if step.application.lower() == "return":
+                    retval = chan.app_data
+                    break
+                chan.priority += 1
+        except (_Hangup, _Redirect) as signal:
+            chan._signal = chan._signal or signal  # for the dialplan, once AGI is over
+            return -1
+        finally:
+            chan.context, chan.exten, chan.priority = back
+        for name in ("ARGC", *names):
+            self.setvar(chan, name, "")
+        self.setvar(chan, "GOSUB_RETVAL", retval)
+        return 0
 
     # -- queues --------------------------------------------------------------------------------
 
@@ -889,12 +1044,9 @@ class PBX:
                 ("RingTime", str(round(int(ring_ms) / 1000))),
             ],
         )
-        bridge = Bridge(f"{self.rng.getrandbits(128):032x}")
-        self.emit("BridgeCreate", CALL, bridge.fields())
+        bridge = self.create_bridge()
         for party in (chan, one):
-            bridge.channels.append(party)
-            party.bridge = bridge
-            self.emit("BridgeEnter", CALL, [*bridge.fields(), *party.fields()])
+            self.enter_bridge(bridge, party)
         talk_start = self.clock.monotonic()
         chan._wake.clear()
         ended_by = "agent"
@@ -907,9 +1059,7 @@ class PBX:
             ended_by = "caller"
         talk = self.clock.monotonic() - talk_start
         for party in (chan, one):
-            bridge.channels.remove(party)
-            party.bridge = None
-            self.emit("BridgeLeave", CALL, [*bridge.fields(), *party.fields()])
+            self.leave_bridge(bridge, party)
         self.emit("BridgeDestroy", CALL, bridge.fields())
         queue.completed += 1
         queue.holdtime += (hold - queue.holdtime) / queue.completed
@@ -947,6 +1097,38 @@ class PBX:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+_DIAL_VARIABLES: Final = (
+    "DIALSTATUS",
+    "DIALEDPEERNUMBER",
+    "DIALEDPEERNAME",
+    "ANSWEREDTIME",
+    "ANSWEREDTIME_MS",
+    "DIALEDTIME",
+    "DIALEDTIME_MS",
+    "RINGTIME",
+    "RINGTIME_MS",
+    "PROGRESSTIME",
+    "PROGRESSTIME_MS",
+)
+"""What Dial clears before it dials, in Asterisk's order."""
+
+
+async def _until_signalled(*chans: Channel) -> None:
+    """Wait until one of ``chans`` is told to hang up or is redirected (the signal stays for
+    whoever runs that channel) or is gone."""
+    while True:
+        for chan in chans:
+            chan._wake.clear()
+        if any(c._signal is not None or c.hanging_up for c in chans):
+            return
+        waits = {asyncio.ensure_future(c._wake.wait()) for c in chans}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
 
 class _Lookup(dict[str, str]):
@@ -1042,7 +1224,11 @@ async def _app_agi(pbx: PBX, chan: Channel, data: str) -> None:
     caller = attrs.evolve(
         chan.caller
         or Caller(
-            number=chan.cid[0], name=chan.cid[1], media=pbx.config.media, max_duration=14400.0
+            number=chan.cid[0],
+            name=chan.cid[1],
+            media=pbx.config.media,
+            missing=pbx.config.missing,
+            max_duration=14400.0,
         ),
         sighup=(chan.lookup("AGISIGHUP") or "yes").lower() != "no",
         exit_on_hangup=(chan.lookup("AGIEXITONHANGUP") or "no").lower() == "yes",
@@ -1058,6 +1244,10 @@ async def _app_agi(pbx: PBX, chan: Channel, data: str) -> None:
         extension=chan.exten,
         database=pbx.database,
         observer=_AGIEvents(pbx, chan),
+        applications={
+            "Dial": lambda data: pbx.dial(chan, data),
+            "Gosub": lambda data: pbx.gosub(chan, data),
+        },
     )
     agi.variables = chan.variables
     chan.agi = agi
@@ -1098,8 +1288,22 @@ class _AGIEvents:
             answer(self.pbx, self.chan)
         elif verb == "SET VARIABLE" and len(words) >= 3:
             self._varset(words[2])
-        elif verb == "STREAM FILE" and reply.startswith(b"200"):
+        elif verb == "STREAM FILE" and reply.startswith(b"200") and not self._missing(words):
             self._varset("PLAYBACKSTATUS")
+        elif verb == "CONTROL STREAM" and reply.startswith(b"200") and not self._missing(words):
+            self._varset("CPLAYBACKSTATUS")
+            self._varset("CPLAYBACKOFFSET")
+        elif verb == "SET CALLERID" and reply.startswith(b"200 result=1") and self.chan.agi:
+            name, number = self.chan.agi.callerid
+            self.pbx.set_callerid(self.chan, number, name)
+        elif verb == "SET MUSIC" and reply.startswith(b"200") and len(words) > 2:
+            if words[2].lower() == "on":
+                classname = words[3] if len(words) > 3 else "default"
+                self.pbx.channel_event("MusicOnHoldStart", self.chan, ("Class", classname))
+            else:
+                self.pbx.channel_event("MusicOnHoldStop", self.chan)
+        elif words and words[0].upper() == "HANGUP" and reply.startswith(b"200 result=1"):
+            self.pbx.channel_event("SoftHangupRequest", self.chan, ("Cause", "32"))
         elif verb.startswith("EXEC ") and reply.startswith(b"200") and len(words) > 2:
             application = words[1].lower()
             if application == "set":
@@ -1123,6 +1327,11 @@ class _AGIEvents:
         )
         if words and words[0].upper() == "HANGUP" and reply.startswith(b"200 result=1"):
             self.pbx.hangup(self.chan, 16)
+
+    def _missing(self, words: list[str]) -> bool:
+        """STREAM FILE of a file that does not exist sets no PLAYBACKSTATUS (agi-basic.txt)."""
+        file = words[3 if words[0].upper() == "CONTROL" else 2] if len(words) > 2 else ""
+        return self.chan.agi is not None and file in self.chan.agi.caller.missing
 
     def _varset(self, name: str) -> None:
         value = self.chan.variables.get(name, "")

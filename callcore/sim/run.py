@@ -79,6 +79,7 @@ class Simulator:
                 callee_model=self.config.callee_model,
                 agent_model=self.config.agent_model,
                 media=self.config.caller_model.media,
+                missing=self.config.caller_model.missing,
             ),
             clock=clock,
             seed=seed,

@@ -32,6 +32,7 @@ from callcore.ami.errors import AMIActionError
 from callcore.ami.protocol import AMIParser, Banner, Message, MessageKind, Role, format_action
 from callcore.clock import ScaledClock
 from callcore.config import AmiServerSettings, Secret
+from callcore.sim.agi_replay import AGIReplayServer
 from callcore.sim.callers import CallerModel
 from callcore.sim.captures import Chunk, Direction, Note, captures_dir, read_transcript
 from callcore.sim.dialplan import DEFAULT_DIALPLAN
@@ -259,7 +260,10 @@ async def run_capture(
     tail: float = 3.0,
     dialplan: str = DEFAULT_DIALPLAN,
     queues: tuple[QueueConfig, ...] = CAPTURE_QUEUES,
+    agi_scripts: dict[str, str] | None = None,
 ) -> tuple[Section, list[tuple[Message, Message]], list[Message]]:
+    """Replay the capture's actions; the FastAGI side is callcore's server with the handlers
+    above, or, with ``agi_scripts`` (script name → ``agi-*.txt``), the captured scripts."""
     clock = ScaledClock(FACTOR)
     routes = {
         "hold": hold,
@@ -271,12 +275,22 @@ async def run_capture(
         "hupidleexit": hupidleexit,
         "nosighup": nosighup,
     }
-    async with serving_agi_routes(routes, clock) as agi:
+    agi_side = (
+        AGIReplayServer(
+            {name: read_transcript(capture(file)) for name, file in agi_scripts.items()},
+            clock=clock,
+        )
+        if agi_scripts is not None
+        else serving_agi_routes(routes, clock)
+    )
+    async with agi_side as agi:
         config = SimConfig(
             agi_address=("127.0.0.1", agi.port),
             dialplan=dialplan,
             queues=queues,
-            caller_model=CallerModel(media={"demo-congrats": 60.0, "beep": 0.2}),
+            caller_model=CallerModel(
+                media={"demo-congrats": 60.0, "beep": 0.2}, missing={"no-such-file-xyz"}
+            ),
         )
         async with Simulator(config, clock=clock, seed=1) as sim:
             settings = AmiServerSettings("sim", "callcore", Secret("s3cret"), port=sim.ami_port)
@@ -537,4 +551,16 @@ async def test_agi_hang_up_scenarios(scenario: str) -> None:
             if e.name == "AGIExecEnd" and e["ResultCode"] == "511"
         }
         section.events = [e for e in section.events if e.get("CommandId") not in dead]
+    assert_same_shape(section, events)
+
+
+async def test_originate_into_the_agi_tour() -> None:
+    """ami-originate-agi-basic.txt as a whole: the async Originate, the AGI tour of
+    agi-basic.txt (its script side replayed byte for byte, 511s after HANGUP included) with
+    PlayDTMF, SET MUSIC, GOSUB, and ``EXEC Dial`` bridging the AGI channel to a callee and
+    failing on a busy one."""
+    section, answers, events = await run_capture(
+        capture("ami-originate-agi-basic.txt"), tail=12.0, agi_scripts={"basic": "agi-basic.txt"}
+    )
+    assert_answers_match(answers)
     assert_same_shape(section, events)
