@@ -1,16 +1,71 @@
-"""Users repository: plain SQL over the ``users`` table."""
+"""Users repository: plain SQL over the ``users`` table and the user's links.
+
+Rights-bearing columns (``role``, ``is_active``, the password) are changed through
+:mod:`callcore.auth.service`, which ends the user's sessions in the same transaction; this module
+writes everything else.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import attrs
 
 from callcore import audit
 from callcore.auth.passwords import hash_password
+from callcore.db.groups import USER_CAMPAIGNS, USER_GROUPS, linked_ids, replace_links
 from callcore.errors import ValidationError
 
 ROLES = ("admin", "supervisor", "agent")
 _USERNAME_MAX = 64
+USER_COLUMNS = (
+    "id",
+    "username",
+    "display_name",
+    "email",
+    "role",
+    "language",
+    "is_active",
+    "last_login_at",
+    "version",
+    "created_at",
+    "updated_at",
+)
+EDITABLE_COLUMNS = frozenset({"username", "display_name", "email", "language"})
+"""What :func:`update_user` may set: the columns that carry no rights."""
+
+# What a user leaves behind by working: any of it keeps the user from being deleted (the
+# history must keep naming who did what), so such a user is disabled instead.
+_HISTORY: tuple[tuple[str, str], ...] = (
+    ("calls", "SELECT count(*) FROM calls WHERE agent_id = $1"),
+    ("agent sessions", "SELECT count(*) FROM agent_sessions WHERE user_id = $1"),
+    ("pauses", "SELECT count(*) FROM agent_pauses WHERE user_id = $1"),
+    ("login sessions", "SELECT count(*) FROM refresh_families WHERE user_id = $1"),
+    ("audit log entries as actor", "SELECT count(*) FROM audit_log WHERE actor_id = $1"),
+    (
+        "QA evaluations",
+        "SELECT count(*) FROM qa_evaluations WHERE agent_id = $1 OR evaluator_id = $1",
+    ),
+    ("refusals recorded", "SELECT count(*) FROM refusals WHERE agent_id = $1"),
+    ("do-not-call entries added", "SELECT count(*) FROM dnc_entries WHERE added_by = $1"),
+    ("consent records", "SELECT count(*) FROM consent_records WHERE recorded_by = $1"),
+    ("flow versions", "SELECT count(*) FROM flow_versions WHERE created_by = $1"),
+    ("script versions", "SELECT count(*) FROM script_versions WHERE created_by = $1"),
+    ("alerts acknowledged", "SELECT count(*) FROM alert_events WHERE acknowledged_by = $1"),
+    ("backups", "SELECT count(*) FROM backups WHERE requested_by = $1"),
+    ("queues", "SELECT count(*) FROM queue_members WHERE user_id = $1"),
+    ("phones", "SELECT count(*) FROM phone_assignments WHERE user_id = $1"),
+    ("voicemail boxes", "SELECT count(*) FROM voicemail_boxes WHERE user_id = $1"),
+    ("personal callbacks", "SELECT count(*) FROM leads WHERE callback_agent_id = $1"),
+    ("shifts", "SELECT count(*) FROM shifts WHERE user_id = $1"),
+)
+_SELECT = (
+    f"SELECT {', '.join('u.' + column for column in USER_COLUMNS)}, "
+    f"{linked_ids(USER_GROUPS, 'u')} AS group_ids, "
+    f"{linked_ids(USER_CAMPAIGNS, 'u')} AS campaign_ids FROM users u"
+)
 
 
 @attrs.frozen(slots=True)
@@ -48,21 +103,19 @@ async def create_user(
         raise ValidationError(f"role {role!r} is not one of {', '.join(ROLES)}")
     async with conn.transaction():
         try:
-            row = await conn.fetchrow(
-                """
-                INSERT INTO users (username, display_name, role, password_hash, language)
-                VALUES ($1, $2, $3, $4, $5)
-                RETURNING id, username, display_name, role, language, is_active
-                """,
-                username,
-                display_name,
-                role,
-                hash_password(password),
-                language,
+            user_id = await insert_user(
+                conn,
+                username=username,
+                display_name=display_name,
+                email=None,
+                role=role,
+                language=language,
+                is_active=True,
+                password_hash=hash_password(password),
             )
         except asyncpg.UniqueViolationError:
             raise ValidationError(f"a user named {username!r} already exists") from None
-        user = User(**dict(row))
+        user = User(user_id, username, display_name, role, language, True)
         await audit.record(
             conn,
             actor_id=None,
@@ -84,3 +137,82 @@ async def find_user(conn: asyncpg.Connection, username: str) -> User | None:
         username,
     )
     return None if row is None else User(**dict(row))
+
+
+async def insert_user(
+    conn: asyncpg.Connection,
+    *,
+    username: str,
+    display_name: str,
+    email: str | None,
+    role: str,
+    language: str,
+    is_active: bool,
+    password_hash: str,
+) -> int:
+    """Insert the row and return its id (a taken username raises UniqueViolationError)."""
+    return await conn.fetchval(
+        """
+        INSERT INTO users (username, display_name, email, role, language, is_active,
+                           password_hash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        RETURNING id
+        """,
+        username,
+        display_name,
+        email,
+        role,
+        language,
+        is_active,
+        password_hash,
+    )
+
+
+async def get_user(
+    conn: asyncpg.Connection, user_id: int, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The user as the API shows it (never the password hash), with its group and campaign
+    ids; ``lock`` holds the row until the transaction ends."""
+    row = await conn.fetchrow(
+        f"{_SELECT} WHERE u.id = $1{' FOR UPDATE OF u' if lock else ''}", user_id
+    )
+    return None if row is None else dict(row)
+
+
+async def list_users(
+    conn: asyncpg.Connection, *, where: str, args: Sequence[Any], order: str, limit: int
+) -> list[dict[str, Any]]:
+    """One page of users; ``where`` and ``order`` are written by the caller from allowlists,
+    every value bound in ``args``."""
+    rows = await conn.fetch(f"{_SELECT} WHERE {where} ORDER BY {order} LIMIT {limit:d}", *args)
+    return [dict(row) for row in rows]
+
+
+async def update_user(conn: asyncpg.Connection, user_id: int, changes: Mapping[str, Any]) -> None:
+    """Set columns that carry no rights (:data:`EDITABLE_COLUMNS`)."""
+    unknown = set(changes) - EDITABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"not editable here: {sorted(unknown)} (rights go through auth.service)")
+    if changes:
+        assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(changes, start=2))
+        await conn.execute(
+            f"UPDATE users SET {assignments} WHERE id = $1", user_id, *changes.values()
+        )
+
+
+async def user_history(conn: asyncpg.Connection, user_id: int) -> list[str]:
+    """What refers to the user, as ``"calls (3)"``; empty when it may be deleted."""
+    found = []
+    for what, query in _HISTORY:
+        count = await conn.fetchval(query, user_id)
+        if count:
+            found.append(f"{what} ({count})")
+    return found
+
+
+async def delete_user(conn: asyncpg.Connection, user_id: int) -> None:
+    """Delete a user without history; group and campaign links go with it (their groups are
+    touched first, so their versions move)."""
+    await replace_links(conn, USER_GROUPS, user_id, ())
+    await replace_links(conn, USER_CAMPAIGNS, user_id, ())
+    await conn.execute("DELETE FROM users WHERE id = $1", user_id)
