@@ -73,6 +73,27 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
     ("PATCH", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
     ("DELETE", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID),
+    # SIP trunks and DIDs: admins write, supervisors read the API, the pages are admins'
+    ("GET", "/api/v1/trunks"): Rule(STAFF),
+    ("POST", "/api/v1/trunks"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/trunks/{id}"): Rule(STAFF, path=MISSING_ID),
+    ("PUT", "/api/v1/trunks/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("PATCH", "/api/v1/trunks/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("DELETE", "/api/v1/trunks/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("GET", "/api/v1/dids"): Rule(STAFF),
+    ("POST", "/api/v1/dids"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/dids/{id}"): Rule(STAFF, path=MISSING_ID),
+    ("PUT", "/api/v1/dids/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("PATCH", "/api/v1/dids/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("DELETE", "/api/v1/dids/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("GET", "/settings/trunks"): Rule(ADMIN),
+    ("GET", "/settings/trunks/rows"): Rule(ADMIN),
+    ("GET", "/settings/trunks/new"): Rule(ADMIN),
+    ("GET", "/settings/trunks/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("GET", "/settings/dids"): Rule(ADMIN),
+    ("GET", "/settings/dids/rows"): Rule(ADMIN),
+    ("GET", "/settings/dids/new"): Rule(ADMIN),
+    ("GET", "/settings/dids/{id}"): Rule(ADMIN, path=MISSING_ID),
 }
 
 
