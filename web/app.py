@@ -14,7 +14,9 @@ from callcore.status import collect_status
 from callcore.web.api import setup_api
 from callcore.web.auth import public, setup_auth
 from callcore.web.keys import RUNTIME
+from callcore.web.pages.audit import setup_audit
 from callcore.web.pages.dids import setup_dids
+from callcore.web.pages.dispositions import setup_dispositions_pages
 from callcore.web.pages.trunks import setup_trunks
 from callcore.web.ui import setup_ui
 from callcore.web.ws import setup_ws
@@ -44,6 +46,8 @@ def create_app(runtime: Runtime) -> web.Application:
     env.globals["version"] = __version__
     app[aiohttp_jinja2.static_root_key] = "/static"
     setup_ui(app)
+    setup_dispositions_pages(app)
+    setup_audit(app)
     setup_trunks(app)
     setup_dids(app)
     app.router.add_get("/healthz", healthz, name="healthz")

@@ -73,6 +73,17 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
     ("PATCH", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
     ("DELETE", "/api/v1/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID),
+    # Disposition pages (the writes go through the API above)
+    ("GET", "/settings/dispositions"): Rule(ADMIN),
+    ("GET", "/settings/dispositions/rows"): Rule(ADMIN),
+    ("GET", "/settings/dispositions/groups/new"): Rule(ADMIN),
+    ("GET", "/settings/dispositions/groups/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("GET", "/settings/dispositions/new"): Rule(ADMIN),
+    ("GET", "/settings/dispositions/{id}"): Rule(ADMIN, path=MISSING_ID),
+    # The audit log: the before/after of every change, so admins only
+    ("GET", "/api/v1/audit-log"): Rule(ADMIN),
+    ("GET", "/settings/audit"): Rule(ADMIN),
+    ("GET", "/settings/audit/rows"): Rule(ADMIN),
     # SIP trunks and DIDs: admins write, supervisors read the API, the pages are admins'
     ("GET", "/api/v1/trunks"): Rule(STAFF),
     ("POST", "/api/v1/trunks"): Rule(ADMIN, json={}),
