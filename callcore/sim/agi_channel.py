@@ -14,8 +14,9 @@ so a 3 s prompt takes 3 simulated seconds. :func:`run_agi_call` is the one-liner
 
 Modelled from Asterisk's documentation rather than a capture: SAY * durations (0.5 s per
 character), the applications EXEC knows (Set, NoOp, Playback, Wait, and those its host runs —
-the simulator's Dial and Gosub; others answer ``-2``), and GOSUB always completing. Not reproduced: Asterisk's delay of a second pipelined command
-(agi-partialcmd.txt; here commands are answered in order) and a command written during STREAM
+the simulator's Dial and Gosub; others answer ``-2``), and GOSUB always completing. Not
+reproduced: Asterisk's delay of a second pipelined command (agi-partialcmd.txt; here commands
+are answered in order) and a command written during STREAM
 FILE or GET DATA cutting the playback short without a reply (callcore's session never does it).
 The server closing the connection does end a running command, as on Asterisk.
 """
@@ -308,7 +309,11 @@ class AGIChannel:
                 try:
                     reply = await self._execute(words)
                 except _ServerGone:
-                    return  # like Asterisk, a running command ends when the script goes away
+                    # Like Asterisk, a running command ends when the script goes away; there is
+                    # no reply to send, but the command is over (AGIExecEnd, closemidcmd).
+                    if self.observer is not None:
+                        self.observer.command_finished(line, b"")
+                    return
                 finally:
                     self._busy = False
                 self._send(reply)

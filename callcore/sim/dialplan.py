@@ -33,6 +33,11 @@ exten => s,1,NoOp(IVR start ${CHANNEL} script=${AGISCRIPT})
  same => n,UserEvent(AGIDone,AgiStatus: ${AGISTATUS},Script: ${AGISCRIPT})
  same => n,Wait(1)
  same => n,Hangup()
+exten => deadport,1,NoOp(AGI to a port nobody listens on)
+ same => n,Answer()
+ same => n,AGI(agi://127.0.0.1:4599/nobody)
+ same => n,UserEvent(AGIDone,AgiStatus: ${AGISTATUS},Script: deadport)
+ same => n,Hangup()
 exten => h,1,UserEvent(AGIHangupExten,AgiStatus: ${AGISTATUS},Script: ${AGISCRIPT})
 
 [queue-direct]

@@ -17,10 +17,14 @@ Where the simulator cannot reproduce a capture, the test says which part and why
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import re
+import socket
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 import pytest
@@ -62,9 +66,15 @@ class Section:
         self.answers: dict[str, Message] = {}
         self.events: list[Message] = []
         inside = start is None
+        records = read_transcript(path)
+        first = next(
+            (r for r in records if isinstance(r, Chunk) and r.direction is Direction.FROM_ASTERISK),
+            None,
+        )
+        banner = first is not None and first.data.startswith(b"Asterisk Call Manager/")
         to_asterisk = AMIParser(Role.SERVER)
-        from_asterisk = AMIParser(Role.CLIENT)
-        for record in read_transcript(path):
+        from_asterisk = AMIParser(Role.CLIENT, expect_banner=banner)  # part 2 continues part 1
+        for record in records:
             if isinstance(record, Note):
                 if start is not None and start in record.text:
                     inside = True
@@ -215,6 +225,47 @@ async def nosighup(session: AGISession, params: object) -> None:
     await session.noop()
 
 
+class Listening(Protocol):
+    @property
+    def port(self) -> int: ...
+
+
+FastAGISide = Callable[[ScaledClock], contextlib.AbstractAsyncContextManager[Listening]]
+
+
+def replaying(**scripts: str) -> FastAGISide:
+    """The FastAGI side does what the captured scripts did (script name → ``agi-*.txt``)."""
+    return lambda clock: AGIReplayServer(
+        {name: read_transcript(capture(file)) for name, file in scripts.items()}, clock=clock
+    )
+
+
+@attrs.frozen
+class _Port:
+    port: int
+
+
+@contextlib.asynccontextmanager
+async def closing_before_header(clock: ScaledClock) -> AsyncIterator[_Port]:
+    """ami-agi-close-before-header.txt: a server that accepts and closes without reading."""
+
+    async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close, "127.0.0.1", 0)
+    async with server:
+        yield _Port(server.sockets[0].getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def no_listener(clock: ScaledClock) -> AsyncIterator[_Port]:
+    """A loopback port nobody listens on: the AGI connection is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    yield _Port(port)
+
+
 class Harness:
     def __init__(self, sim: Simulator, client: AMIClient, clock: ScaledClock) -> None:
         self.sim = sim
@@ -260,11 +311,12 @@ async def run_capture(
     tail: float = 3.0,
     dialplan: str = DEFAULT_DIALPLAN,
     queues: tuple[QueueConfig, ...] = CAPTURE_QUEUES,
-    agi_scripts: dict[str, str] | None = None,
+    fastagi: FastAGISide | None = None,
+    factor: float = FACTOR,
 ) -> tuple[Section, list[tuple[Message, Message]], list[Message]]:
     """Replay the capture's actions; the FastAGI side is callcore's server with the handlers
-    above, or, with ``agi_scripts`` (script name → ``agi-*.txt``), the captured scripts."""
-    clock = ScaledClock(FACTOR)
+    above unless ``fastagi`` says otherwise."""
+    clock = ScaledClock(factor)
     routes = {
         "hold": hold,
         "redirectcmd": redirectcmd,
@@ -275,14 +327,7 @@ async def run_capture(
         "hupidleexit": hupidleexit,
         "nosighup": nosighup,
     }
-    agi_side = (
-        AGIReplayServer(
-            {name: read_transcript(capture(file)) for name, file in agi_scripts.items()},
-            clock=clock,
-        )
-        if agi_scripts is not None
-        else serving_agi_routes(routes, clock)
-    )
+    agi_side = fastagi(clock) if fastagi is not None else serving_agi_routes(routes, clock)
     async with agi_side as agi:
         config = SimConfig(
             agi_address=("127.0.0.1", agi.port),
@@ -558,9 +603,61 @@ async def test_originate_into_the_agi_tour() -> None:
     """ami-originate-agi-basic.txt as a whole: the async Originate, the AGI tour of
     agi-basic.txt (its script side replayed byte for byte, 511s after HANGUP included) with
     PlayDTMF, SET MUSIC, GOSUB, and ``EXEC Dial`` bridging the AGI channel to a callee and
-    failing on a busy one."""
+    failing on a busy one.
+
+    At 10×, not 50×: the AMI actions (PlayDTMF) and the AGI commands each keep the capture's
+    pace on their own, and the real round trips of ninety-odd commands (about a millisecond
+    each) must not make the AGI side fall behind a digit meant for a later command (RECORD
+    FILE's ``#`` comes 1.5 s into it)."""
     section, answers, events = await run_capture(
-        capture("ami-originate-agi-basic.txt"), tail=12.0, agi_scripts={"basic": "agi-basic.txt"}
+        capture("ami-originate-agi-basic.txt"),
+        tail=12.0,
+        fastagi=replaying(basic="agi-basic.txt"),
+        factor=10.0,
     )
     assert_answers_match(answers)
     assert_same_shape(section, events)
+
+
+CLOSE_SCENARIOS = {
+    "closeafterheader": "agi-closeafterheader.txt",
+    "closeafteranswer": "agi-closeafteranswer.txt",
+    "halfclose": "agi-halfclose.txt",
+    "closemidcmd": "agi-closemidcmd.txt",
+    "partialcmd": "agi-partialcmd.txt",
+}
+
+
+@pytest.mark.parametrize("scenario", [*CLOSE_SCENARIOS, "deadport"])
+async def test_fastagi_server_closing_first(scenario: str) -> None:
+    """ami-agi-close-scenarios.txt: the FastAGI server closes after the header, after ANSWER,
+    in the middle of STREAM FILE (Asterisk still ends the command: AGIExecEnd), half-closes
+    (Asterisk sends HANGUP and closes), sends a command in two pieces; and an AGI() to a port
+    nobody listens on (AGISTATUS=FAILURE). The FastAGI side does what the matching
+    agi-*.txt capture shows the script did."""
+    start = "exten deadport" if scenario == "deadport" else f"scenario {scenario} "
+    section, answers, events = await run_capture(
+        capture("ami-agi-close-scenarios.txt"),
+        start,
+        "====",
+        tail=6.0,
+        fastagi=no_listener
+        if scenario == "deadport"
+        else replaying(**{scenario: CLOSE_SCENARIOS[scenario]}),
+    )
+    assert_answers_match(answers)
+    assert_same_shape(section, events)
+    statuses = {e["Value"] for e in events if e.name == "VarSet" and e["Variable"] == "AGISTATUS"}
+    assert statuses == {e["Value"] for e in section.events if e.get("Variable") == "AGISTATUS"}
+
+
+async def test_fastagi_server_closing_before_reading_the_header() -> None:
+    """ami-agi-close-before-header.txt: the server accepts and closes at once; AGISTATUS is
+    SUCCESS and the dialplan goes on."""
+    section, answers, events = await run_capture(
+        capture("ami-agi-close-before-header.txt"), fastagi=closing_before_header
+    )
+    assert_answers_match(answers)
+    assert_same_shape(section, events)
+    statuses = {e["Value"] for e in events if e.name == "VarSet" and e["Variable"] == "AGISTATUS"}
+    assert statuses == {"SUCCESS"}
