@@ -11,6 +11,7 @@ from aiohttp import web
 from callcore import __version__
 from callcore.runtime import Runtime
 from callcore.status import collect_status
+from callcore.web.admin_users import setup_admin_users
 from callcore.web.api import setup_api
 from callcore.web.auth import public, setup_auth
 from callcore.web.keys import RUNTIME
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime) -> web.Application:
     env.globals["version"] = __version__
     app[aiohttp_jinja2.static_root_key] = "/static"
     setup_ui(app)
+    setup_admin_users(app)
     setup_dispositions_pages(app)
     setup_audit(app)
     setup_trunks(app)
