@@ -212,5 +212,6 @@ async def test_audit_pages_link_to_older_entries(api, admin):
     assert older.startswith("/settings/audit?limit=2&cursor=")
     text = await page(api, admin, older)
     assert 'data-paged="true"' in text
+    assert 'href="/settings/audit?limit=2" data-testid="newest"' in text
     rows = await page(api, admin, older.replace("/settings/audit?", "/settings/audit/rows?"))
     assert rows.count('data-testid="audit-entry"') == 1 and 'data-testid="older"' not in rows

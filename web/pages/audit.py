@@ -81,10 +81,11 @@ def _filters(request: web.Request) -> dict[str, str]:
     return {name: request.query[name] for name in FILTER_FIELDS if name in request.query}
 
 
-def _older_url(request: web.Request, cursor: str) -> str:
-    """The page after this one: the same query (filters, sort, limit) with the next cursor."""
+def _page_url(request: web.Request, cursor: str | None) -> str:
+    """This list (filters, sort, limit) from ``cursor``, or from its newest entries."""
     kept = {name: value for name, value in request.query.items() if name != "cursor"}
-    return f"{PAGE_URL}?{urlencode({**kept, 'cursor': cursor})}"
+    query = urlencode({**kept, "cursor": cursor} if cursor else kept)
+    return f"{PAGE_URL}?{query}" if query else PAGE_URL
 
 
 @requires(*ROLES)
@@ -104,7 +105,7 @@ async def audit_page(request: web.Request) -> web.Response:
         "errors": errors,
         "error_message": " ".join(e["message"] for e in errors if e["field"] not in FILTER_FIELDS),
         "rows_url": f"{ROWS_URL}?{request.query_string}" if request.query_string else ROWS_URL,
-        "paged": "cursor" in request.query,
+        "newest_url": _page_url(request, None) if "cursor" in request.query else None,
         "actions": ACTIONS,
         "entity_types": ENTITY_TYPES,
     }
@@ -123,7 +124,7 @@ async def audit_rows(request: web.Request) -> web.Response:
     entries = [
         {**entry, "changes": changes(entry["before"], entry["after"])} for entry in page.entries
     ]
-    older = None if page.next_cursor is None else _older_url(request, page.next_cursor)
+    older = None if page.next_cursor is None else _page_url(request, page.next_cursor)
     context = {
         "problem": None,
         "entries": entries,
