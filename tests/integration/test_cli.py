@@ -173,7 +173,7 @@ def test_serve_runs_web_and_fastagi_and_stops_cleanly_on_sigterm(cli_env):
     finally:
         code, out, err = stop(process)
     assert code == 0, err
-    assert f"serving on http://127.0.0.1:{port}/" in out
+    assert f"serving on http://127.0.0.1:{port}/ (uvloop;" in out
 
 
 def test_serve_on_a_taken_port_names_it(cli_env):
