@@ -156,9 +156,13 @@ class AGIReplayServer:
             pending += parser.feed(data)
         header = pending.pop(0)
         script = header.headers.network_script.partition("?")[0]  # type: ignore[attr-defined]
+        steps = self.scripts.get(script)
+        if steps is None:
+            logger.error("AGI replay has no captured script %r: closing", script)
+            return
         self.sessions.append(script)
         start = self.clock.monotonic()
-        for step in self.scripts[script]:
+        for step in steps:
             if isinstance(step, Send):
                 await self.clock.sleep(max(step.at - (self.clock.monotonic() - start), 0.0))
                 writer.write(step.data)
