@@ -5,45 +5,16 @@ in the audit log, which updates itself live; a supervisor cannot open the audit 
 import asyncio
 
 import pytest
-from playwright.async_api import async_playwright
+from conftest import PASSWORD, serving
 
-from callcore.db.users import create_user
-from callcore.runtime import open_runtime
-from callcore.web.app import create_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "a long enough test password"
 HOSTILE = "<script>window.hacked = 1</script>"
 
 
 @pytest.fixture
 async def site(aiohttp_server, callcore_settings):
-    async with open_runtime(callcore_settings) as runtime:
-        async with runtime.database.pool.acquire() as conn:
-            for role in ("admin", "supervisor"):
-                await create_user(
-                    conn, username=role, role=role, password=PASSWORD, actor_label="test"
-                )
-        server = await aiohttp_server(create_app(runtime))
-        yield str(server.make_url("/")).rstrip("/"), runtime
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    users = (("admin", "admin"), ("supervisor", "supervisor"))
+    async with serving(aiohttp_server, callcore_settings, users) as site:
+        yield site
 
 
 async def new_page(browser, base, username, next_url):

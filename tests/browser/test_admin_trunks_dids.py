@@ -5,49 +5,25 @@ deleting, and hostile text shown as text."""
 import asyncio
 
 import pytest
-from playwright.async_api import async_playwright
+from conftest import PASSWORD, serving
 
-from callcore.db.users import create_user
-from callcore.runtime import open_runtime
-from callcore.web.app import create_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "a long enough admin password"
 TRUNK_PASSWORD = "carrier pass;word"
 HOSTILE = '<img src=x onerror="window.hacked=1">'
 
 
 @pytest.fixture
 async def site(aiohttp_server, callcore_settings):
-    async with open_runtime(callcore_settings) as runtime:
-        async with runtime.database.pool.acquire() as conn:
-            await create_user(
-                conn, username="admin", role="admin", password=PASSWORD, actor_label="test"
-            )
-        server = await aiohttp_server(create_app(runtime))
-        yield str(server.make_url("/")).rstrip("/"), runtime
+    async with serving(aiohttp_server, callcore_settings, [("admin", "admin")]) as site:
+        yield site
 
 
 @pytest.fixture
-async def page():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(locale="fr-FR")
-            page = await context.new_page()
-            # The delete buttons ask for confirmation: say yes.
-            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            yield page
-        finally:
-            await browser.close()
+async def page(browser):
+    context = await browser.new_context(locale="fr-FR")
+    page = await context.new_page()
+    # The delete buttons ask for confirmation: say yes.
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    return page
 
 
 async def log_in(page, base):

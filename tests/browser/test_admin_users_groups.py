@@ -5,50 +5,17 @@ gets the conflict message; supervisors read only, agents are refused."""
 import re
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from conftest import PASSWORD, serving
+from playwright.async_api import expect
 
-from callcore.db.users import create_user
-from callcore.runtime import open_runtime
-from callcore.web.app import create_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "a long enough admin password"
 XSS = "<img src=x onerror=window.pwned=1>"
 
 
 @pytest.fixture
 async def site(aiohttp_server, callcore_settings):
-    async with open_runtime(callcore_settings) as runtime:
-        async with runtime.database.pool.acquire() as conn:
-            for name, role in (("admin", "admin"), ("sup", "supervisor"), ("agent", "agent")):
-                await create_user(
-                    conn,
-                    username=name,
-                    role=role,
-                    password=PASSWORD,
-                    actor_label="test",
-                    language="en",
-                )
-        server = await aiohttp_server(create_app(runtime))
-        yield str(server.make_url("/")).rstrip("/"), runtime
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    users = (("admin", "admin"), ("sup", "supervisor"), ("agent", "agent"))
+    async with serving(aiohttp_server, callcore_settings, users, language="en") as site:
+        yield site
 
 
 async def logged_in(browser, base, username):

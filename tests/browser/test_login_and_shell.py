@@ -1,45 +1,20 @@
 """Logging in, the layout, the language switch and logging out, in Debian's chromium."""
 
 import pytest
-from playwright.async_api import async_playwright
-
-from callcore.db.users import create_user
-from callcore.runtime import open_runtime
-from callcore.web.app import create_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "a long enough admin password"
+from conftest import PASSWORD, serving
 
 
 @pytest.fixture
 async def base_url(aiohttp_server, callcore_settings):
-    async with open_runtime(callcore_settings) as runtime:
-        async with runtime.database.pool.acquire() as conn:
-            await create_user(
-                conn, username="admin", role="admin", password=PASSWORD, actor_label="test"
-            )
-        server = await aiohttp_server(create_app(runtime))
-        yield str(server.make_url("/"))
+    async with serving(aiohttp_server, callcore_settings, [("admin", "admin")]) as (base, _):
+        yield f"{base}/"
 
 
 @pytest.fixture
-async def page():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            # A French browser: when the page is in English, it is the user's own setting.
-            context = await browser.new_context(locale="fr-FR")
-            yield await context.new_page()
-        finally:
-            await browser.close()
+async def page(browser):
+    # A French browser: when the page is in English, it is the user's own setting.
+    context = await browser.new_context(locale="fr-FR")
+    return await context.new_page()
 
 
 async def log_in(page, password=PASSWORD):
