@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from callcore.auth.principal import Principal
@@ -71,3 +71,15 @@ async def open_api(
         if prepare is not None:
             prepare(app)
         yield Api(await aiohttp_client(app), app, runtime)
+
+
+def if_match(headers: dict[str, str], row: dict[str, Any]) -> dict[str, str]:
+    """``headers`` plus the If-Match of ``row``'s current version."""
+    return {**headers, "If-Match": f'"{row["version"]}"'}
+
+
+async def problem(response: ClientResponse, status: int) -> dict[str, Any]:
+    """The problem+json body of ``response``, which must have ``status``."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    return await response.json()

@@ -5,18 +5,11 @@ leave (before/after as stored, secrets redacted at write time)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from _api_client import open_api
 
 from callcore import audit
 
 AUDIT = "/api/v1/audit-log"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
 
 
 @pytest.fixture

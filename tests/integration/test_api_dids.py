@@ -3,16 +3,10 @@ read as French), invalid ones refused on the field, the trunk and flow links che
 roles, the audit trail, and a DID calls came in on kept."""
 
 import pytest
-from _api_client import open_api
+from _api_client import if_match, problem
 
 DIDS = "/api/v1/dids"
 TRUNKS = "/api/v1/trunks"
-
-
-@pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
 
 
 @pytest.fixture
@@ -20,18 +14,8 @@ async def admin(api):
     return await api.headers("admin")
 
 
-def if_match(headers, row):
-    return {**headers, "If-Match": f'"{row["version"]}"'}
-
-
 async def created(response):
     assert response.status == 201, await response.text()
-    return await response.json()
-
-
-async def problem(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
     return await response.json()
 
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from _api_client import open_api
+from _api_client import if_match, problem
 
 from callcore.audit_events import AUDIT_TOPIC
 from callcore.auth.tokens import TokenKeys
@@ -15,12 +15,6 @@ from callcore.db.dispositions import ADMIN_SOURCE
 GROUPS = "/api/v1/disposition-groups"
 DISPOSITIONS = "/api/v1/dispositions"
 LABEL = {"en": "Sales", "fr": "Ventes"}
-
-
-@pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
 
 
 @pytest.fixture
@@ -47,16 +41,6 @@ async def new_disposition(api, admin, group_id, code="deal", **fields):
         **fields,
     }
     return await created(await api.client.post(DISPOSITIONS, json=document, headers=admin))
-
-
-async def problem(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    return await response.json()
-
-
-def if_match(headers, row):
-    return {**headers, "If-Match": f'"{row["version"]}"'}
 
 
 async def test_admin_creates_edits_and_deletes_with_an_audit_trail(api, admin):

@@ -2,30 +2,14 @@
 moving together, deletion refused while a campaign uses the group, roles, and the audit trail."""
 
 import pytest
-from _api_client import open_api
+from _api_client import if_match, problem
 
 GROUPS = "/api/v1/groups"
 
 
 @pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
-
-
-@pytest.fixture
 async def admin(api):
     return await api.headers("admin", "boss")
-
-
-def if_match(headers, row):
-    return {**headers, "If-Match": f'"{row["version"]}"'}
-
-
-async def problem(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    return await response.json()
 
 
 async def new_group(api, admin, name="Team A", **fields):

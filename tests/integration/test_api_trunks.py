@@ -3,7 +3,7 @@
 up in pjsip.conf, If-Match, roles, and deletes refused while something refers to the trunk."""
 
 import pytest
-from _api_client import open_api
+from _api_client import if_match, problem
 
 from callcore.config import AmiServerSettings, Secret
 from callcore.dialplan.render import render_dialplan
@@ -15,28 +15,12 @@ AMI = AmiServerSettings(id="pbx1", username="callcore", secret=Secret("ami secre
 
 
 @pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
-
-
-@pytest.fixture
 async def admin(api):
     return await api.headers("admin")
 
 
-def if_match(headers, row):
-    return {**headers, "If-Match": f'"{row["version"]}"'}
-
-
 async def created(response):
     assert response.status == 201, await response.text()
-    return await response.json()
-
-
-async def problem(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
     return await response.json()
 
 

@@ -5,7 +5,7 @@ agents scoped to their own row, If-Match, field errors, and the audit trail."""
 import asyncio
 
 import pytest
-from _api_client import open_api
+from _api_client import if_match, problem
 from _auth_session import login
 
 from callcore.audit_events import AUDIT_TOPIC
@@ -14,24 +14,8 @@ USERS = "/api/v1/users"
 
 
 @pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
-
-
-@pytest.fixture
 async def admin(api):
     return await api.headers("admin", "boss")
-
-
-def if_match(headers, row):
-    return {**headers, "If-Match": f'"{row["version"]}"'}
-
-
-async def problem(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    return await response.json()
 
 
 async def new_user(api, admin, username="alice", **fields):

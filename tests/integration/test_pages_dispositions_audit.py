@@ -6,18 +6,11 @@ import html
 import re
 
 import pytest
-from _api_client import open_api
 
 GROUPS = "/api/v1/disposition-groups"
 DISPOSITIONS = "/api/v1/dispositions"
 SCRIPT = "<script>alert(1)</script>"
 PLUGIN = "callcore.plugins.dispositions"
-
-
-@pytest.fixture
-async def api(aiohttp_client, callcore_settings):
-    async with open_api(aiohttp_client, callcore_settings) as api:
-        yield api
 
 
 @pytest.fixture
