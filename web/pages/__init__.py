@@ -1,1 +1,1 @@
-"""Server-rendered admin pages: each module adds its routes and navigation entry in one ``setup_*``."""
+"""Server-rendered admin pages: each module adds its routes and nav entry in one ``setup_*``."""
