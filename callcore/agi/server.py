@@ -5,8 +5,10 @@ A thin asyncio shell around :mod:`callcore.agi.protocol`. Each connection is an
 ``asyncio.start_server``) rather than a stream pair, for two reasons: bytes are parsed the
 moment they arrive, so a ``HANGUP`` line moves the session to *dead* even while the handler is
 busy elsewhere; and the per-command path is one write, one future and one parse, with no
-stream buffer in between. Per-command and header deadlines are checked by one sweeper task per
-server instead of a timer per command.
+stream buffer in between. Deadlines cost no timer per command: a command only stamps
+:attr:`AGISession.deadline`, and each connection keeps one loop timer, re-armed lazily when it
+fires (at the header deadline, then at the stamped deadline, or a ``command_timeout`` later
+while idle), so nothing visits the connections that are nowhere near a deadline.
 
 The dialplan learns the outcome from ``CALLCORE_STATUS`` (``NOROUTE``, ``OVERLOAD``, ``ERROR``):
 a bare close reads as ``AGISTATUS=SUCCESS`` (ami-agi-close-*.txt), so it cannot tell.
@@ -65,7 +67,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session: AGISession | None = None
         self.peer = "?"
-        self.header_deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, but not always an asyncio.Transport instance: uvloop's TCPTransport
@@ -81,7 +83,8 @@ class _Connection(asyncio.Protocol):
             transport.abort()
             return
         server._connections.add(self)
-        self.header_deadline = server._loop.time() + server._header_timeout_wall
+        loop = server._loop
+        self._timer = loop.call_at(loop.time() + server._header_timeout_wall, self._on_timer)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -111,24 +114,44 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
+        self._cancel_timer()
         if self.session is not None:
             self.session.connection_lost()
 
-    def check(self, now: float) -> None:
-        """Enforce the header and command deadlines (called by the server's sweeper)."""
-        if self.session is not None:
-            if self.session.expire(now):
-                self._server._timeouts += 1
-        elif self.header_deadline is not None and now >= self.header_deadline:
-            self._server._timeouts += 1
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        """Enforce the header deadline, then the deadline of the command in flight.
+
+        Before the session starts this is the header deadline. Afterwards a deadline still ahead
+        (the command was sent after the timer was armed) re-arms the timer at it, and an idle
+        session is looked at again a ``command_timeout`` later: a command sent meanwhile cannot
+        be due before then.
+        """
+        server = self._server
+        self._timer = None
+        session = self.session
+        if session is None:
+            server._timeouts += 1
             logger.warning(
                 "AGI client sent no complete header block in time peer=%s",
                 self.peer,
                 extra={"peer": self.peer},
             )
-            self.header_deadline = None
             assert self.transport is not None
             self.transport.abort()
+            return
+        loop = server._loop
+        now = loop.time()
+        if session.expire(now):
+            server._timeouts += 1
+        elif session.state is not SessionState.CLOSED:
+            deadline = session.deadline
+            when = deadline if deadline is not None else now + session.command_timeout_wall
+            self._timer = loop.call_at(when, self._on_timer)
 
     def _protocol_error(self, exc: AGIProtocolError) -> None:
         self._server._errors += 1
@@ -141,12 +164,11 @@ class _Connection(asyncio.Protocol):
             exc,
             extra={"peer": self.peer},
         )
-        self.header_deadline = None
+        self._cancel_timer()
         assert self.transport is not None
         self.transport.abort()
 
     def _start(self, headers: AGIHeaders, rest: list[Event]) -> None:
-        self.header_deadline = None
         assert self.transport is not None
         server = self._server
         session = AGISession(
@@ -190,7 +212,6 @@ class FastAGIServer:
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self._open_sessions = 0
         self._sessions_total = 0
@@ -208,9 +229,6 @@ class FastAGIServer:
         self._server = await self._loop.create_server(
             lambda: _Connection(self), self.settings.host, self._port
         )
-        shortest = min(self.settings.command_timeout, self._header_timeout)
-        tick = min(max(self.clock.to_wall(shortest) / 8, 0.002), 1.0)
-        self._sweeper = asyncio.create_task(self._sweep(tick), name="agi-sweeper")
         logger.info("FastAGI server listening on %s:%s", self.settings.host, self.port)
 
     async def __aenter__(self) -> FastAGIServer:
@@ -255,22 +273,10 @@ class FastAGIServer:
         for connection in list(self._connections):
             if connection.transport is not None:
                 connection.transport.abort()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
         await self._server.wait_closed()
         await asyncio.sleep(0)  # let the aborted transports report connection_lost
         self._server = None
         logger.info("FastAGI server closed")
-
-    async def _sweep(self, tick: float) -> None:
-        loop = self._loop
-        while True:
-            await asyncio.sleep(tick)
-            if self._connections:
-                now = loop.time()
-                for connection in list(self._connections):
-                    connection.check(now)
 
     def allows(self, host: str) -> bool:
         """Whether a client at ``host`` may connect (always, when no allowlist is set)."""

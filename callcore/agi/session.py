@@ -142,7 +142,8 @@ class AGISession:
         self.headers = headers
         self._transport = transport
         self._loop = asyncio.get_running_loop()
-        self._timeout_wall = clock.to_wall(command_timeout)
+        self.command_timeout_wall = clock.to_wall(command_timeout)
+        """``command_timeout`` in event-loop seconds."""
         self._command_timeout = command_timeout
         self._state = SessionState.LIVE
         self._why: SessionEvent | None = None
@@ -286,7 +287,7 @@ class AGISession:
         waiter = self._loop.create_future()
         self._waiter = waiter
         self._command = command
-        self.deadline = self._loop.time() + self._timeout_wall
+        self.deadline = self._loop.time() + self.command_timeout_wall
         self._transport.write(line)
         try:
             reply = await waiter
