@@ -18,6 +18,7 @@ from callcore.web.keys import RUNTIME
 from callcore.web.pages.audit import setup_audit
 from callcore.web.pages.dids import setup_dids
 from callcore.web.pages.dispositions import setup_dispositions_pages
+from callcore.web.pages.queues import setup_queues
 from callcore.web.pages.trunks import setup_trunks
 from callcore.web.ui import setup_ui
 from callcore.web.ws import setup_ws
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime) -> web.Application:
     setup_audit(app)
     setup_trunks(app)
     setup_dids(app)
+    setup_queues(app)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     return app

@@ -128,6 +128,18 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/settings/dids/rows"): Rule(ADMIN),
     ("GET", "/settings/dids/new"): Rule(ADMIN),
     ("GET", "/settings/dids/{id}"): Rule(ADMIN, path=MISSING_ID),
+    # Queues: admins write, supervisors read the API, the pages are admins'
+    ("GET", "/api/v1/queues"): Rule(STAFF),
+    ("POST", "/api/v1/queues"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/queues/{id}"): Rule(STAFF, path=MISSING_ID),
+    ("PUT", "/api/v1/queues/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("PATCH", "/api/v1/queues/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("DELETE", "/api/v1/queues/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("GET", "/settings/queues"): Rule(ADMIN),
+    ("GET", "/settings/queues/rows"): Rule(ADMIN),
+    ("GET", "/settings/queues/new"): Rule(ADMIN),
+    ("GET", "/settings/queues/members"): Rule(ADMIN),
+    ("GET", "/settings/queues/{id}"): Rule(ADMIN, path=MISSING_ID),
 }
 
 
