@@ -18,8 +18,10 @@ from callcore.web.keys import RUNTIME
 from callcore.web.pages.audit import setup_audit
 from callcore.web.pages.dids import setup_dids
 from callcore.web.pages.dispositions import setup_dispositions_pages
+from callcore.web.pages.phones import setup_phones
 from callcore.web.pages.queues import setup_queues
 from callcore.web.pages.trunks import setup_trunks
+from callcore.web.pages.voicemail import setup_voicemail
 from callcore.web.ui import setup_ui
 from callcore.web.ws import setup_ws
 
@@ -54,6 +56,8 @@ def create_app(runtime: Runtime) -> web.Application:
     setup_trunks(app)
     setup_dids(app)
     setup_queues(app)
+    setup_phones(app)
+    setup_voicemail(app)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     return app
