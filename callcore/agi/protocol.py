@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable, Mapping
-from typing import Final, NoReturn
+from typing import Final, NoReturn, cast
 from urllib.parse import parse_qs
 
 import attrs
@@ -146,6 +146,13 @@ def quote_argument(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _argument(command: str, arg: object) -> str:
+    """An argument that is not a plain ``str`` or ``int``, checked and quoted."""
+    if isinstance(arg, bool) or not isinstance(arg, str | int):
+        raise AGIInjectionError(f"AGI argument {arg!r} of {command} must be a string or an integer")
+    return quote_argument(arg if isinstance(arg, str) else str(arg))
+
+
 def format_command(command: str, *args: str | int) -> bytes:
     """One command line, e.g. ``format_command("STREAM FILE", "beep", "#")``.
 
@@ -153,13 +160,19 @@ def format_command(command: str, *args: str | int) -> bytes:
     :func:`quote_argument`. Raises :class:`AGIInjectionError` for an argument that cannot be
     sent safely, or a line Asterisk would cut into two commands.
     """
-    parts = [_check_command(command)]
+    parts = [_checked_commands.get(command) or _check_command(command)]
+    append = parts.append
     for arg in args:
-        if isinstance(arg, bool) or not isinstance(arg, str | int):
-            raise AGIInjectionError(
-                f"AGI argument {arg!r} of {command} must be a string or an integer"
-            )
-        parts.append(quote_argument(arg if isinstance(arg, str) else str(arg)))
+        # Every command goes through here: a plain word or an int is the common case, so it
+        # is tested by exact type first (an int's digits never need quotes).
+        kind = arg.__class__
+        if kind is str:
+            word = cast(str, arg)
+            append(word if word and _SPECIAL.isdisjoint(word) else quote_argument(word))
+        elif kind is int:
+            append(str(arg))
+        else:
+            append(_argument(command, arg))
     if command.count(" ") + 1 + len(args) > ASTERISK_MAX_WORDS:
         raise AGIInjectionError(
             f"AGI command {command} has {len(args)} arguments; Asterisk drops words past "
