@@ -13,6 +13,7 @@ for byte against the captures.
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Iterable, Mapping
 from typing import Final, NoReturn, cast
@@ -309,15 +310,21 @@ class AGIHeaders:
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> AGIHeaders:
         values: dict[str, str] = {}
-        numbered: list[tuple[int, str]] = []
         for key, value in pairs:
             if key in values:
                 raise AGIProtocolError(f"AGI header {key!r} appears twice in the header block")
             values[key] = value
-            if key.startswith("agi_arg_"):
-                number = key[8:]
-                if number.isascii() and number.isdigit():
-                    numbered.append((int(number), value))
+        return cls._from_values(values)
+
+    @classmethod
+    def _from_values(cls, values: dict[str, str], *, may_have_args: bool = True) -> AGIHeaders:
+        numbered: list[tuple[int, str]] = []
+        if may_have_args:
+            for key, value in values.items():
+                if key.startswith("agi_arg_"):
+                    number = key[8:]
+                    if number.isascii() and number.isdigit():
+                        numbered.append((int(number), value))
         script = values.get("agi_network_script", "")
         path, _, query_string = script.partition("?")
         query = (
@@ -408,6 +415,10 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 _HEADERS, _REPLIES, _FAILED = 0, 1, 2
+_HEADER_LINE: Final = re.compile(r"^([^:\s](?:[^:\n]*[^:\s])?): ?([^\n]*)$", re.MULTILINE)
+"""One ``key: value`` line as :meth:`AGIParser._header` reads it (the key up to the first colon,
+no white space around it; one space after the colon dropped), for the whole block in one C
+pass: a block with any other line matches fewer times than it has lines."""
 _KNOWN_LINES: dict[bytes, Reply | Hangup] = {b"HANGUP": HANGUP}
 """Lines seen again and again (``200 result=0``): parsed once, their immutable event reused."""
 _KNOWN_LINES_MAX = 512
@@ -495,15 +506,14 @@ class AGIParser:
         if end <= 0 or end > self._max_line:
             return None
         block = data[:end]
-        if b"\r" in block or block.count(b"\n") >= MAX_HEADER_LINES:
+        lines = block.count(b"\n") + 1
+        if b"\r" in block or lines > MAX_HEADER_LINES:
             return None
-        pairs: list[tuple[str, str]] = []
-        for line in block.decode(ENCODING, ERRORS).split("\n"):
-            key, found, value = line.partition(":")
-            if not found or not key or key.strip() != key:
-                return None
-            pairs.append((key, value[1:] if value[:1] == " " else value))
-        headers = AGIHeaders.from_pairs(pairs)
+        text = block.decode(ENCODING, ERRORS)
+        values = dict(_HEADER_LINE.findall(text))
+        if len(values) != lines:
+            return None  # a line that is not a header, or a key sent twice
+        headers = AGIHeaders._from_values(values, may_have_args="agi_arg_" in text)
         self._state = _REPLIES
         return HeaderBlock(headers), end + 2
 
