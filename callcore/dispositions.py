@@ -3,6 +3,8 @@
 A disposition is what an agent or the dialer records as the outcome of a call ("Busy", "Sale",
 "Call back"). Its flags drive the dialer: ``final`` closes the lead, ``callback`` schedules another
 call, ``dnc`` puts the number on the do-not-call list, ``success`` counts in conversion reports.
+A non-final one may override the campaign's retry rules: ``retry_delay`` (seconds before the next
+attempt) and ``max_retries`` (attempts after this outcome); None keeps the campaign's.
 Plugins declare them through the ``register_dispositions`` hook; the core syncs them into the
 database (see :mod:`callcore.db.dispositions`).
 """
@@ -10,6 +12,7 @@ database (see :mod:`callcore.db.dispositions`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from operator import attrgetter
 
 import attrs
@@ -21,6 +24,9 @@ CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 """Codes are stable identifiers stored with every call: lowercase, at most 63 characters."""
 
 MAX_POSITION = 2**31 - 1
+MAX_RETRY_DELAY = 30 * 24 * 3600
+"""Longest wait before a retry, in seconds (30 days): past that, the lead is a new campaign's."""
+MAX_RETRIES = 100
 
 
 def _code(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -61,6 +67,21 @@ def _position(instance: object, attribute: attrs.Attribute[int], value: object) 
         )
 
 
+def _bounded(maximum: int) -> Callable[[object, attrs.Attribute[int | None], object], None]:
+    """A validator for an optional integer from 0 to ``maximum`` (None: the campaign's value)."""
+
+    def check(instance: object, attribute: attrs.Attribute[int | None], value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise ValidationError(
+                f"{type(instance).__name__} {attribute.name} {value!r} is invalid: "
+                f"it must be None (the campaign's value) or an integer from 0 to {maximum}"
+            )
+
+    return check
+
+
 @attrs.frozen
 class DispositionGroup:
     """A heading dispositions are listed under (e.g. ``system``, ``acme_sales``)."""
@@ -81,6 +102,8 @@ class Disposition:
     dnc: bool = attrs.field(default=False, validator=_flag)
     success: bool = attrs.field(default=False, validator=_flag)
     position: int = attrs.field(default=0, validator=_position)
+    retry_delay: int | None = attrs.field(default=None, validator=_bounded(MAX_RETRY_DELAY))
+    max_retries: int | None = attrs.field(default=None, validator=_bounded(MAX_RETRIES))
 
     def __attrs_post_init__(self) -> None:
         # Contradictory flags would make the dialer either drop a promised callback or keep
@@ -93,6 +116,11 @@ class Disposition:
             raise ValidationError(
                 f"disposition {self.code!r} puts the number on the do-not-call list, "
                 "so it must be final"
+            )
+        if self.final and (self.retry_delay is not None or self.max_retries is not None):
+            raise ValidationError(
+                f"disposition {self.code!r} is final, so it is never retried: "
+                "retry_delay and max_retries must be None (or pass final=False)"
             )
 
 

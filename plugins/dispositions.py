@@ -2,8 +2,9 @@
 
 Registered through ``register_dispositions`` like any third-party set; the core syncs them into
 the database under this plugin's name. Telephony outcomes (no answer, busy, congestion, answering
-machine, abandoned, failed) are not final, so the dialer retries them within the campaign's
-limits; conversation outcomes close the lead.
+machine, abandoned, failed) are not final, so the dialer retries them: soon after congestion
+(the network recovers), later after an answering machine (nobody is home); each with its own cap,
+so an unreachable number stops being dialled. Conversation outcomes close the lead.
 """
 
 from __future__ import annotations
@@ -14,12 +15,34 @@ from callcore.dispositions import Disposition, DispositionGroup, DispositionRegi
 SYSTEM = DispositionGroup("system", "System dispositions")
 
 DISPOSITIONS = (
-    Disposition("no_answer", "No answer", SYSTEM, final=False, position=10),
-    Disposition("busy", "Busy", SYSTEM, final=False, position=20),
-    Disposition("congestion", "Network congestion", SYSTEM, final=False, position=30),
-    Disposition("answering_machine", "Answering machine", SYSTEM, final=False, position=40),
-    Disposition("abandoned", "Abandoned", SYSTEM, final=False, position=50),
-    Disposition("failed", "Failed", SYSTEM, final=False, position=60),
+    Disposition(
+        "no_answer", "No answer", SYSTEM, final=False, retry_delay=3600, max_retries=5, position=10
+    ),
+    Disposition("busy", "Busy", SYSTEM, final=False, retry_delay=900, max_retries=5, position=20),
+    Disposition(
+        "congestion",
+        "Network congestion",
+        SYSTEM,
+        final=False,
+        retry_delay=300,
+        max_retries=3,
+        position=30,
+    ),
+    Disposition(
+        "answering_machine",
+        "Answering machine",
+        SYSTEM,
+        final=False,
+        retry_delay=14400,
+        max_retries=3,
+        position=40,
+    ),
+    Disposition(
+        "abandoned", "Abandoned", SYSTEM, final=False, retry_delay=1800, max_retries=3, position=50
+    ),
+    Disposition(
+        "failed", "Failed", SYSTEM, final=False, retry_delay=1800, max_retries=2, position=60
+    ),
     Disposition("invalid_number", "Invalid number", SYSTEM, position=70),
     Disposition("wrong_number", "Wrong number", SYSTEM, position=80),
     Disposition("callback", "Callback", SYSTEM, final=False, callback=True, position=90),

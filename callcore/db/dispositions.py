@@ -70,20 +70,24 @@ _INSERT_GROUP = """
 INSERT INTO disposition_groups (code, label, source) VALUES ($1, $2::text::jsonb, $3)
 """
 
-_DISPOSITION_COLUMNS = "group_id, label, is_final, is_callback, is_dnc, is_success, position"
+_DISPOSITION_COLUMNS = (
+    "group_id, label, is_final, is_callback, is_dnc, is_success, position, "
+    "retry_delay_seconds, max_retries"
+)
 
 _UPDATE_DISPOSITION = f"""
 UPDATE dispositions
-   SET ({_DISPOSITION_COLUMNS}, active) = ($2, $3::text::jsonb, $4, $5, $6, $7, $8, true)
+   SET ({_DISPOSITION_COLUMNS}, active)
+       = ($2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, true)
  WHERE code = $1
-   AND ({_DISPOSITION_COLUMNS}, active)
-       IS DISTINCT FROM ($2::bigint, $3::text::jsonb, $4, $5, $6, $7, $8::integer, true)
+   AND ({_DISPOSITION_COLUMNS}, active) IS DISTINCT FROM
+       ($2::bigint, $3::text::jsonb, $4, $5, $6, $7, $8::integer, $9::integer, $10::integer, true)
 RETURNING code
 """
 
 _INSERT_DISPOSITION = f"""
 INSERT INTO dispositions (code, {_DISPOSITION_COLUMNS}, source)
-VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9)
+VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 
 _DEACTIVATE = """
@@ -102,9 +106,9 @@ async def sync_registered_dispositions(
 ) -> SyncResult:
     """Bring the disposition tables in line with ``registry``, in one transaction.
 
-    Inserts new groups and dispositions, updates a plugin's rows whose labels (in ``languages``)
-    or flags changed, bumping ``version`` and ``updated_at``, and deactivates the rows of
-    plugins that no longer register them. Rows of a plugin that failed to load this time are
+    Inserts new groups and dispositions, updates a plugin's rows whose labels (in ``languages``),
+    flags or retry fields changed, bumping ``version`` and ``updated_at``, and deactivates the
+    rows of plugins that no longer register them. Rows of a plugin that failed to load this time are
     left as they are. Raises PluginError, writing nothing, when a registered code belongs to an
     admin-created row or to another plugin. Running it twice changes nothing the second time.
     """
@@ -162,6 +166,8 @@ async def _sync_dispositions(
             d.dnc,
             d.success,
             d.position,
+            d.retry_delay,
+            d.max_retries,
         )
         if d.code not in stored:
             await conn.execute(_INSERT_DISPOSITION, d.code, *values, entry.plugin)

@@ -74,9 +74,17 @@ async def test_admin_creates_edits_deletes_a_disposition_and_audits_it(site, bro
     assert await pool.fetchval("SELECT count(*) FROM dispositions WHERE code = 'deal'") == 0
     await page.locator("input[name=is_callback]").uncheck()
     await page.locator("input[name=is_success]").check()
+    # A final outcome with a retry cap: refused on that field, nothing written.
+    await page.locator("input[name=max_retries]").fill("3")
+    await page.get_by_test_id("save").click()
+    retries_error = page.locator('[data-field-error="/max_retries"]')
+    await retries_error.filter(has_text="a final outcome is never retried").wait_for()
+    assert await pool.fetchval("SELECT count(*) FROM dispositions WHERE code = 'deal'") == 0
+    await page.locator("input[name=max_retries]").fill("")
     await page.get_by_test_id("save").click()
     await page.wait_for_url(f"{base}/settings/dispositions?done=created")
     row = page.get_by_test_id("disposition-deal")
+    await row.wait_for()  # the list loads with htmx after the page
     assert (await row.locator("td").all_inner_texts())[1:] == [
         "Vente",
         "Sale",
@@ -84,6 +92,8 @@ async def test_admin_creates_edits_deletes_a_disposition_and_audits_it(site, bro
         "non",
         "non",
         "oui",
+        "—",
+        "—",
         "oui",
         "Administration",
     ]

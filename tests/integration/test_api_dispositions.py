@@ -296,6 +296,27 @@ async def test_conflicts_and_dangling_references_name_the_field(api, admin):
         ({"position": 2**31}, "/position", "/position must be at most 2147483647"),
         ({"group_id": "1"}, "/group_id", "/group_id must be an integer, got text"),
         ({"is_final": None}, "/is_final", "/is_final must be true or false, got null"),
+        (
+            {"retry_delay_seconds": 60},
+            "/retry_delay_seconds",
+            "/retry_delay_seconds: a final outcome is never retried",
+        ),
+        (
+            {"max_retries": 0, "is_final": True},
+            "/max_retries",
+            "/max_retries: a final outcome is never retried",
+        ),
+        (
+            {"retry_delay_seconds": 30 * 86400 + 1, "is_final": False},
+            "/retry_delay_seconds",
+            "/retry_delay_seconds must be at most 2592000",
+        ),
+        (
+            {"max_retries": 101, "is_final": False},
+            "/max_retries",
+            "/max_retries must be at most 100",
+        ),
+        ({"max_retries": -1, "is_final": False}, "/max_retries", "/max_retries must be at least 0"),
     ],
 )
 async def test_disposition_rules_are_checked_before_anything_is_written(
@@ -333,6 +354,33 @@ async def test_a_patch_is_checked_as_the_merged_whole(api, admin):
         url, json={"is_callback": True, "is_final": False}, headers=if_match(admin, sale)
     )
     assert response.status == 200
+
+
+async def test_retry_fields_of_a_non_final_outcome_are_stored_and_reset_by_put(api, admin):
+    group = await new_group(api, admin)
+    busy = await new_disposition(
+        api, admin, group["id"], code="line_busy", is_final=False, retry_delay_seconds=900
+    )
+    assert (busy["retry_delay_seconds"], busy["max_retries"]) == (900, None)
+    url = f"{DISPOSITIONS}/{busy['id']}"
+    response = await api.client.patch(url, json={"max_retries": 4}, headers=if_match(admin, busy))
+    patched = await response.json()
+    assert (patched["retry_delay_seconds"], patched["max_retries"]) == (900, 4)
+    stored = await api.runtime.database.pool.fetchrow(
+        "SELECT retry_delay_seconds, max_retries FROM dispositions WHERE id = $1", busy["id"]
+    )
+    assert tuple(stored) == (900, 4)
+
+    # Making it final while it still has retry fields is refused; clearing them too is accepted.
+    body = await problem(
+        await api.client.patch(url, json={"is_final": True}, headers=if_match(admin, patched)), 422
+    )
+    assert {e["field"] for e in body["errors"]} == {"/retry_delay_seconds", "/max_retries"}
+    document = {"group_id": group["id"], "code": "line_busy", "label": LABEL}
+    response = await api.client.put(url, json=document, headers=if_match(admin, patched))
+    replaced = await response.json()
+    assert response.status == 200 and replaced["is_final"] is True
+    assert (replaced["retry_delay_seconds"], replaced["max_retries"]) == (None, None)
 
 
 @pytest.mark.parametrize("path", ["abc", "0", "-1", "99999999999999999999", "1.5", "%C2%B2"])

@@ -3,6 +3,8 @@
 import asyncio
 import json
 
+import asyncpg
+import attrs
 import pytest
 
 from callcore.db.dispositions import sync_registered_dispositions
@@ -68,6 +70,8 @@ async def test_the_first_sync_inserts_the_built_ins_with_both_languages(db_pool)
     assert stored["callback"]["is_callback"] and not stored["callback"]["is_final"]
     assert stored["sale"]["is_success"]
     assert stored["sale"]["position"] == registry["sale"].position
+    assert (busy["retry_delay_seconds"], busy["max_retries"]) == (900, 5)
+    assert (stored["sale"]["retry_delay_seconds"], stored["sale"]["max_retries"]) == (None, None)
 
 
 async def test_a_second_sync_changes_nothing(db_pool):
@@ -113,6 +117,42 @@ async def test_changed_labels_and_flags_update_only_those_rows(db_pool):
     assert last["acme_lost"]["position"] == 5
     assert last["acme_lost"]["version"] == 2
     assert last["acme_won"] == after["acme_won"]
+
+
+async def test_changed_retry_fields_update_the_row_and_none_restores_the_campaigns(db_pool):
+    lost = Disposition("acme_lost", "Lost", ACME, final=False, retry_delay=600, max_retries=2)
+    async with db_pool.acquire() as conn:
+        await sync_registered_dispositions(conn, acme(WON, lost))
+        first = await rows(conn)
+        result = await sync_registered_dispositions(
+            conn, acme(WON, attrs.evolve(lost, retry_delay=7200))
+        )
+        second = await rows(conn)
+        cleared = await sync_registered_dispositions(
+            conn, acme(WON, attrs.evolve(lost, retry_delay=None, max_retries=None))
+        )
+        third = await rows(conn)
+
+    assert (first["acme_lost"]["retry_delay_seconds"], first["acme_lost"]["max_retries"]) == (
+        600,
+        2,
+    )
+    assert result.dispositions.updated == cleared.dispositions.updated == ("acme_lost",)
+    assert second["acme_lost"]["retry_delay_seconds"] == 7200
+    assert second["acme_lost"]["version"] == 2
+    assert (third["acme_lost"]["retry_delay_seconds"], third["acme_lost"]["max_retries"]) == (
+        None,
+        None,
+    )
+    assert third["acme_lost"]["version"] == 3
+    assert third["acme_won"] == first["acme_won"]
+
+
+async def test_the_database_refuses_retry_fields_on_a_final_outcome(db_pool):
+    async with db_pool.acquire() as conn:
+        await sync_registered_dispositions(conn, acme(WON))
+        with pytest.raises(asyncpg.CheckViolationError, match="dispositions_final_not_retried"):
+            await conn.execute("UPDATE dispositions SET max_retries = 1 WHERE code = 'acme_won'")
 
 
 async def test_a_new_translation_updates_the_stored_label(db_pool):

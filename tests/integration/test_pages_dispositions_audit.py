@@ -62,9 +62,13 @@ async def test_the_list_shows_groups_and_flags_escaped_and_names_plugins(api, ad
         "non",
         "non",
         "oui",
+        "—",
+        "—",
         "oui",
         "Administration",
     ]
+    busy = re.search(r'<tr data-testid="disposition-busy">(.*?)</tr>', rows, re.S)[1]
+    assert re.findall(r"<td>(.*?)</td>", busy, re.S)[7:9] == ["900 s", "5"]
     system = re.search(r'<article data-testid="group-system">(.*?)</article>', rows, re.S)[1]
     assert f"Extension {PLUGIN}" in system and "Voir le groupe" in system
     assert "Modifier le groupe" in rows  # the admin's own group
@@ -90,6 +94,25 @@ async def test_an_edit_form_targets_the_current_version(api, admin):
     assert f'<option value="{group["id"]}" selected>' in text
     assert 'data-testid="delete"' in text and "<fieldset disabled" not in text
     assert "Quelqu’un d’autre a modifié cet élément" in form_attribute(text, "data-conflict")
+
+
+async def test_the_retry_fields_are_listed_and_in_the_form(api, admin):
+    group, _ = await sales(api, admin)
+    document = {
+        "group_id": group["id"],
+        "code": "line_busy",
+        "label": {"en": "Busy", "fr": "Occupé"},
+        "is_final": False,
+        "max_retries": 7,
+    }
+    response = await api.client.post(DISPOSITIONS, json=document, headers=admin)
+    busy = await response.json()
+    rows = await page(api, admin, "/settings/dispositions/rows")
+    row = re.search(r'<tr data-testid="disposition-line_busy">(.*?)</tr>', rows, re.S)[1]
+    assert re.findall(r"<td>(.*?)</td>", row, re.S)[7:9] == ["selon la campagne", "7"]
+    form = await page(api, admin, f"/settings/dispositions/{busy['id']}")
+    assert 'name="max_retries" value="7" data-field="/max_retries"' in form
+    assert 'name="retry_delay_seconds" value="" data-field="/retry_delay_seconds"' in form
 
 
 async def test_a_plugin_row_is_shown_read_only_with_its_plugin(api, admin):

@@ -143,6 +143,26 @@ def test_contradictory_flags_are_refused():
         Disposition("dnc", "Do not call", SALES, dnc=True, final=False)
 
 
+def test_retry_fields_are_optional_bounded_integers():
+    busy = Disposition("busy", "Busy", SALES, final=False, retry_delay=0, max_retries=100)
+    assert (busy.retry_delay, busy.max_retries) == (0, 100)
+    assert Disposition("sale", "Sale", SALES).retry_delay is None
+    with pytest.raises(ValidationError, match=r"retry_delay 2592001 is invalid: .* 0 to 2592000"):
+        Disposition("busy", "Busy", SALES, final=False, retry_delay=30 * 86400 + 1)
+    with pytest.raises(ValidationError, match="max_retries -1 is invalid"):
+        Disposition("busy", "Busy", SALES, final=False, max_retries=-1)
+    with pytest.raises(ValidationError, match="max_retries True is invalid"):
+        Disposition("busy", "Busy", SALES, final=False, max_retries=True)
+    with pytest.raises(ValidationError, match="retry_delay '60' is invalid"):
+        Disposition("busy", "Busy", SALES, final=False, retry_delay="60")
+
+
+@pytest.mark.parametrize("fields", [{"retry_delay": 60}, {"max_retries": 0}])
+def test_a_final_disposition_is_never_retried(fields):
+    with pytest.raises(ValidationError, match="'sale' is final, so it is never retried"):
+        Disposition("sale", "Sale", SALES, **fields)
+
+
 def test_dispositions_are_immutable_values():
     sale = Disposition("sale", "Sale", SALES)
     assert sale == Disposition("sale", "Sale", SALES)

@@ -15,7 +15,7 @@ from typing import Any
 
 from callcore.auth.principal import UNSCOPED_ROLES, Principal
 from callcore.db.dispositions import ADMIN_SOURCE
-from callcore.dispositions import CODE_PATTERN, MAX_POSITION
+from callcore.dispositions import CODE_PATTERN, MAX_POSITION, MAX_RETRIES, MAX_RETRY_DELAY
 from callcore.web.api.pagination import Filter, Params, SortKey
 from callcore.web.api.problems import ProblemError
 from callcore.web.api.resources import (
@@ -103,6 +103,22 @@ DISPOSITION_SCHEMA: dict[str, Any] = {
             "default": 0,
             "description": "Order within its group.",
         },
+        "retry_delay_seconds": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": MAX_RETRY_DELAY,
+            "default": None,
+            "description": "Seconds before the dialer calls the lead again after this outcome "
+            "(at most 30 days); null: the campaign's delay.",
+        },
+        "max_retries": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": MAX_RETRIES,
+            "default": None,
+            "description": "How many times this outcome may be retried for one lead; null: the "
+            "campaign's limit.",
+        },
         "active": {**_FLAG, "default": True},
         "source": _COMMON_READ_ONLY["source"],
         "version": _COMMON_READ_ONLY["version"],
@@ -124,6 +140,21 @@ DISPOSITION_SCHEMA: dict[str, Any] = {
             "then": {
                 "properties": {
                     "is_final": {"const": True, "x-message": "a do-not-call outcome must be final"}
+                }
+            },
+        },
+        # is_final defaults to true, so an omitted is_final counts as final here too.
+        {
+            "if": {
+                "anyOf": [
+                    {"not": {"required": ["is_final"]}},
+                    {"properties": {"is_final": {"const": True}}},
+                ]
+            },
+            "then": {
+                "properties": {
+                    field: {"type": "null", "x-message": "a final outcome is never retried"}
+                    for field in ("retry_delay_seconds", "max_retries")
                 }
             },
         },
