@@ -25,6 +25,13 @@ RUN_SECONDS = 300  # the whole API, one worker, on a busy 2-core CI machine
 CONFIG = """
 [checks.missing_required_header]
 expected-statuses = [428]
+
+# A false positive of schemathesis 4.32's coverage phase: it reports "Missing required property:
+# /email" for a body that has `"email": null`, which the schema allows (email is optional and
+# nullable). The fuzzing phase still checks this operation's negative cases.
+[[operations]]
+include-name = "POST /api/v1/voicemail-boxes"
+phases.coverage.enabled = false
 """
 EXAMPLES_PER_OPERATION = 12
 
