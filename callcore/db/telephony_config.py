@@ -66,6 +66,9 @@ class Queue:
     overflow_flow_id: int | None
     music_class: str
     announce_position: bool
+    announce_holdtime: bool
+    periodic_announce: str | None  # sounds joined by "&"
+    periodic_announce_frequency: int | None
     service_level_seconds: int
     members: tuple[QueueMember, ...]
 
@@ -127,7 +130,7 @@ WHERE d.active ORDER BY d.number
 _QUEUES = """
 SELECT id, name, label, strategy, member_timeout_seconds, retry_seconds, wrapup_seconds,
        max_waiting, max_wait_seconds, overflow_flow_id, music_class, announce_position,
-       service_level_seconds
+       announce_holdtime, periodic_announce, periodic_announce_frequency, service_level_seconds
 FROM queues ORDER BY name
 """
 

@@ -142,6 +142,14 @@ async def test_admin_creates_edits_and_deletes_a_queue_with_members(api, admin, 
         ("music_class", "${EVIL}"),
         ("service_level_seconds", 0),
         ("announce_position", "yes"),
+        ("announce_holdtime", 1),
+        ("periodic_announce", "promo,queue-thankyou"),
+        ("periodic_announce", "promo;x"),
+        ("periodic_announce", "../promo"),
+        ("periodic_announce", "promo&"),
+        ("periodic_announce", "${EVIL}"),
+        ("periodic_announce", "a" * 501),
+        ("periodic_announce_frequency", 60),
         ("members", ["1"]),
         ("members", {"abc": 1}),
         ("members", {"01": 1}),
@@ -157,6 +165,112 @@ async def test_bad_fields_are_refused_by_name_and_nothing_is_written(api, admin,
     body = await problem(response, 422)
     assert any(error["field"].startswith(f"/{field}") for error in body["errors"]), body
     assert await api.count("queues") == 0 and await api.count("audit_log") == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        (
+            {"periodic_announce": "queue-periodic-announce"},
+            "/periodic_announce_frequency",
+            "/periodic_announce_frequency: a periodic announcement needs its frequency",
+        ),
+        (
+            {"periodic_announce": "queue-periodic-announce", "periodic_announce_frequency": None},
+            "/periodic_announce_frequency",
+            "/periodic_announce_frequency: a periodic announcement needs its frequency",
+        ),
+        (
+            {"periodic_announce": None, "periodic_announce_frequency": 60},
+            "/periodic_announce_frequency",
+            "/periodic_announce_frequency: no periodic announcement to repeat",
+        ),
+        (
+            {"periodic_announce": "promo", "periodic_announce_frequency": 14},
+            "/periodic_announce_frequency",
+            "/periodic_announce_frequency must be at least 15",
+        ),
+        (
+            {"periodic_announce": "promo", "periodic_announce_frequency": 3601},
+            "/periodic_announce_frequency",
+            "/periodic_announce_frequency must be at most 3600",
+        ),
+    ],
+)
+async def test_a_periodic_announcement_and_its_frequency_go_together(
+    api, admin, fields, field, message
+):
+    response = await api.client.post(QUEUES, json={"name": "q", **fields}, headers=admin)
+    body = await problem(response, 422)
+    assert {"field": field, "message": message} in body["errors"], body
+    assert await api.count("queues") == 0 and await api.count("audit_log") == 0
+
+
+async def test_announcements_are_saved_cleared_and_rendered(api, admin):
+    queue = await new_queue(
+        api,
+        admin,
+        announce_holdtime=True,
+        periodic_announce="queue-periodic-announce&custom/promo-spring",
+        periodic_announce_frequency=90,
+    )
+    assert queue["announce_position"] is False and queue["announce_holdtime"] is True
+    url = f"{QUEUES}/{queue['id']}"
+    pool = api.runtime.database.pool
+    async with pool.acquire() as conn:
+        files = await render_dialplan(conn, api.runtime.cipher, "127.0.0.1", 4573, AMI)
+    section = files["queues.conf"].split("[sales]", 1)[1]
+    for line in (
+        "announce-position = no",
+        "announce-holdtime = yes",
+        "announce-frequency = 30",  # the hold time alone is announced too
+        "periodic-announce = queue-periodic-announce&custom/promo-spring",
+        "periodic-announce-frequency = 90",
+    ):
+        assert line in section, line
+
+    # Removing the announcement alone leaves a frequency with nothing to repeat: refused.
+    await problem(
+        await api.client.patch(
+            url, json={"periodic_announce": None}, headers=if_match(admin, queue)
+        ),
+        422,
+    )
+    response = await api.client.patch(
+        url,
+        json={"periodic_announce": None, "periodic_announce_frequency": None},
+        headers=if_match(admin, queue),
+    )
+    assert response.status == 200, await response.text()
+    stored = await pool.fetchrow(
+        "SELECT periodic_announce, periodic_announce_frequency FROM queues WHERE id = $1",
+        queue["id"],
+    )
+    assert tuple(stored) == (None, None)
+    async with pool.acquire() as conn:
+        files = await render_dialplan(conn, api.runtime.cipher, "127.0.0.1", 4573, AMI)
+    assert "periodic-announce" not in files["queues.conf"]
+
+
+async def test_the_form_shows_the_announcements(api, admin):
+    queue = await new_queue(
+        api,
+        admin,
+        announce_holdtime=True,
+        periodic_announce="queue-periodic-announce&custom/promo",
+        periodic_announce_frequency=60,
+    )
+    form = await page(api, admin, f"/settings/queues/{queue['id']}")
+    holdtime = re.search(r'<input type="checkbox" name="announce_holdtime"[^>]*>', form)[0]
+    assert " checked" in holdtime
+    position = re.search(r'<input type="checkbox" name="announce_position"[^>]*>', form)[0]
+    assert " checked" not in position
+    assert 'value="queue-periodic-announce&amp;custom/promo"' in form
+    assert 'data-field="/periodic_announce" data-type="optional"' in form
+    assert 'name="periodic_announce_frequency" value="60"' in form
+    blank = await page(api, admin, "/settings/queues/new")
+    assert 'name="periodic_announce" value=""' in blank
+    assert 'name="periodic_announce_frequency" value=""' in blank
 
 
 async def test_members_must_exist_and_answer_calls(api, admin, staff):

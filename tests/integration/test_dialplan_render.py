@@ -106,13 +106,15 @@ async def insert_data_set(conn):
         )
     sales = await conn.fetchval(
         """INSERT INTO queues (name, label, strategy, max_wait_seconds, overflow_flow_id,
-               announce_position)
-           VALUES ('sales', 'Ventes', 'rrmemory', 300, $1, true) RETURNING id""",
+               announce_position, announce_holdtime)
+           VALUES ('sales', 'Ventes', 'rrmemory', 300, $1, true, true) RETURNING id""",
         overflow,
     )
     support = await conn.fetchval(
-        """INSERT INTO queues (name, label, strategy, member_timeout_seconds, wrapup_seconds)
-           VALUES ('support', 'Support N1', 'ringall', 20, 30) RETURNING id"""
+        """INSERT INTO queues (name, label, strategy, member_timeout_seconds, wrapup_seconds,
+               periodic_announce, periodic_announce_frequency)
+           VALUES ('support', 'Support N1', 'ringall', 20, 30,
+                   'queue-periodic-announce&custom/promo-spring', 45) RETURNING id"""
     )
     await conn.executemany(
         "INSERT INTO queue_members (queue_id, user_id, penalty) VALUES ($1, $2, $3)",

@@ -67,6 +67,8 @@ MAX_PENALTY = 100
 _ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 # The renderer's `ident` filter: what `musicclass =` may print.
 _MUSIC_CLASS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"
+# The renderer's `sound` filter and the table's check: what `periodic-announce =` may print.
+_SOUNDS_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*(&[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)*$"
 # A user id as a JSON key: 1 to 18 digits always fits a bigint.
 _USER_KEY_PATTERN = r"^[1-9][0-9]{0,17}$"
 
@@ -136,7 +138,28 @@ QUEUE_SCHEMA: dict[str, Any] = {
         "announce_position": {
             "type": "boolean",
             "default": False,
-            "description": "Tell waiting callers their position and expected hold time.",
+            "description": "Tell waiting callers their position in the queue.",
+        },
+        "announce_holdtime": {
+            "type": "boolean",
+            "default": False,
+            "description": "Tell waiting callers their expected hold time.",
+        },
+        "periodic_announce": {
+            "type": ["string", "null"],
+            "maxLength": 500,
+            "pattern": _SOUNDS_PATTERN,
+            "default": None,
+            "description": "Asterisk sounds played to waiting callers at intervals, joined by "
+            "& (e.g. queue-periodic-announce&custom/promo); null: none.",
+        },
+        "periodic_announce_frequency": {
+            "type": ["integer", "null"],
+            "minimum": 15,
+            "maximum": 3600,
+            "default": None,
+            "description": "Seconds between periodic announcements; set exactly when "
+            "periodic_announce is.",
         },
         "service_level_seconds": _seconds(
             1, 3600, 20, "Target: calls answered within this many seconds count as in service."
@@ -153,6 +176,28 @@ QUEUE_SCHEMA: dict[str, Any] = {
         "version": READ_ONLY["version"],
         "created_at": READ_ONLY["created_at"],
         "updated_at": READ_ONLY["updated_at"],
+    },
+    # The table's queues_periodic_announce_pair: an announcement and its frequency go together.
+    "if": {
+        "properties": {"periodic_announce": {"type": "string"}},
+        "required": ["periodic_announce"],
+    },
+    "then": {
+        "required": ["periodic_announce_frequency"],
+        "properties": {
+            "periodic_announce_frequency": {
+                "type": "integer",
+                "x-message": "a periodic announcement needs its frequency",
+            }
+        },
+    },
+    "else": {
+        "properties": {
+            "periodic_announce_frequency": {
+                "type": "null",
+                "x-message": "no periodic announcement to repeat",
+            }
+        },
     },
 }
 
