@@ -222,6 +222,28 @@ async def test_names_are_unique(api, admin):
     assert body["errors"][0]["field"] == "/name"
 
 
+async def test_a_trunk_may_not_take_an_agent_phones_name(api, admin):
+    pool = api.runtime.database.pool
+    await pool.execute("INSERT INTO phones (endpoint) VALUES ('desk-12')")
+    before = await api.snapshot()
+    document = {"name": "desk-12", "host": "sip.carrier.example"}
+    body = await problem(await api.client.post(TRUNKS, json=document, headers=admin), 409)
+    assert "'desk-12'" in body["detail"] and "agent phone" in body["detail"]
+    assert body["errors"] == [
+        {"field": "/name", "message": "/name is the endpoint of the agent phone 'desk-12'"}
+    ]
+    assert await api.snapshot() == before
+
+    # Renaming an existing trunk onto the phone's name is refused the same way.
+    trunk = await new_trunk(api, admin)
+    url = f"{TRUNKS}/{trunk['id']}"
+    response = await api.client.patch(url, json={"name": "desk-12"}, headers=if_match(admin, trunk))
+    await problem(response, 409)
+    assert await pool.fetchval("SELECT name FROM sip_trunks WHERE id = $1", trunk["id"]) == (
+        "carrier"
+    )
+
+
 async def test_supervisors_read_agents_and_anonymous_are_refused(api, admin):
     trunk = await new_trunk(api, admin, username="u", password=PASSWORD)
     supervisor = await api.headers("supervisor")

@@ -175,10 +175,24 @@ async def _encrypt_password(ctx: WriteContext) -> dict[str, Any] | None:
     return values
 
 
+async def _check_name(ctx: WriteContext) -> None:
+    """Trunks and agent phones share PJSIP's one namespace of endpoints, so a trunk may not take
+    a phone's name (the phones API refuses the other direction; the renderer refuses both)."""
+    name = (ctx.values or {})["name"]
+    if await ctx.conn.fetchval("SELECT EXISTS (SELECT FROM phones WHERE endpoint = $1)", name):
+        raise ProblemError(
+            HTTPStatus.CONFLICT,
+            detail=f"The agent phone {name!r} already uses this name: PJSIP endpoint names "
+            "must be unique.",
+            errors=[field_error("/name", f"/name is the endpoint of the agent phone {name!r}")],
+        )
+
+
 async def _before_write(ctx: WriteContext) -> dict[str, Any] | None:
     """A trunk calls went through stays in their history (the rows keep naming it); any other
-    write stores the password encrypted."""
+    write takes a name no agent phone uses, and stores the password encrypted."""
     if ctx.operation != "delete":
+        await _check_name(ctx)
         return await _encrypt_password(ctx)
     trunk = ctx.before or {}
     calls = await ctx.conn.fetchval("SELECT count(*) FROM calls WHERE trunk_id = $1", trunk["id"])
