@@ -84,15 +84,25 @@ async def test_admin_creates_edits_disables_and_deletes_a_trunk_and_a_did(site, 
     assert TRUNK_PASSWORD not in await page.content()
     assert await form.locator('[name="password"]').input_value() == ""
     await form.locator('[name="max_concurrent_calls"]').fill("5")
+    # Source addresses: a network with host bits set is refused on its field, then fixed.
+    await form.locator('[name="match_addresses"]').fill("192.0.2.10, 198.51.100.7/24")
+    await page.get_by_test_id("save").click()
+    # An item's pointer has no input of its own: the message, naming it, is the form's.
+    await form.locator("[data-form-error]").filter(has_text="/match_addresses/1 is not").wait_for()
+    assert await pool.fetchval("SELECT max_concurrent_calls FROM sip_trunks") != 5
+    await form.locator('[name="match_addresses"]').fill("192.0.2.10, 198.51.100.0/24")
     await page.get_by_test_id("save").click()
     await page.wait_for_url(f"{base}/settings/trunks?done=saved")
     await page.get_by_test_id("trunk-carrier-1").wait_for()
-    edited = await pool.fetchrow("SELECT * FROM sip_trunks")
+    edited = await pool.fetchrow("SELECT *, match_addresses::text[] AS sources FROM sip_trunks")
     assert edited["max_concurrent_calls"] == 5
+    assert edited["sources"] == ["192.0.2.10/32", "198.51.100.0/24"]
     assert runtime.cipher.decrypt(edited["password_encrypted"]).value == TRUNK_PASSWORD
 
     # Someone else saves while the form is open: the conflict message, nothing overwritten.
     await page.goto(f"{base}/settings/trunks/{trunk['id']}")
+    sources = await form.locator('[name="match_addresses"]').input_value()
+    assert sources == "192.0.2.10/32, 198.51.100.0/24"
     await pool.execute("UPDATE sip_trunks SET label = 'changed elsewhere'")
     await form.locator('[name="enabled"]').uncheck()
     await page.get_by_test_id("save").click()

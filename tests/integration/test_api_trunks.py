@@ -327,3 +327,69 @@ async def test_the_dialplan_renders_what_the_api_saved(api, admin):
     for name, content in files.items():
         if name != "pjsip.conf":
             assert "s3cret" not in content, name
+
+
+async def test_source_addresses_are_networks_stored_audited_and_rendered(api, admin):
+    trunk = await new_trunk(
+        api, admin, match_addresses=["192.0.2.10", "198.51.100.0/24", "2001:DB8::/32"]
+    )
+    assert trunk["match_addresses"] == ["192.0.2.10/32", "198.51.100.0/24", "2001:db8::/32"]
+    pool = api.runtime.database.pool
+    stored = await pool.fetchval(
+        "SELECT match_addresses::text[] FROM sip_trunks WHERE id = $1", trunk["id"]
+    )
+    assert stored == trunk["match_addresses"]
+    after = (await audit_rows(api))[-1]["after"]
+    assert '"198.51.100.0/24"' in after
+    async with pool.acquire() as conn:
+        files = await render_dialplan(conn, api.runtime.cipher, "127.0.0.1", 4573, AMI)
+    identify = files["pjsip.conf"].split("type = identify", 1)[1]
+    for line in ("match = 192.0.2.10/32", "match = 198.51.100.0/24", "match = 2001:db8::/32"):
+        assert line in identify, line
+    assert "match = sip.carrier.example" not in identify
+
+    # A PUT that omits them goes back to none: the trunk is matched by its host again.
+    url = f"{TRUNKS}/{trunk['id']}"
+    document = {"name": "carrier", "host": "sip.carrier.example"}
+    response = await api.client.put(url, json=document, headers=if_match(admin, trunk))
+    assert (await response.json())["match_addresses"] == []
+    async with pool.acquire() as conn:
+        files = await render_dialplan(conn, api.runtime.cipher, "127.0.0.1", 4573, AMI)
+    assert "match = sip.carrier.example" in files["pjsip.conf"]
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["192.0.2.1/24"],  # host bits set: which one was meant?
+        ["300.1.1.1"],
+        ["192.0.2.0/33"],
+        ["example.com"],
+        ["192.0.2.1\nmatch=0.0.0.0/0"],
+        ["::1/129"],
+        [""],
+        ["10.0.0.1", "10.0.0.1"],
+        "10.0.0.1",
+    ],
+)
+async def test_bad_source_addresses_are_refused_by_index(api, admin, addresses):
+    document = {"name": "carrier", "host": "sip.carrier.example", "match_addresses": addresses}
+    body = await problem(await api.client.post(TRUNKS, json=document, headers=admin), 422)
+    assert all(e["field"].startswith("/match_addresses") for e in body["errors"]), body
+    assert await api.count("sip_trunks") == 0 and await api.count("audit_log") == 0
+
+
+async def test_a_network_with_host_bits_is_named_by_its_index(api, admin):
+    document = {
+        "name": "carrier",
+        "host": "sip.carrier.example",
+        "match_addresses": ["10.0.0.0/8", "10.1.2.3/16"],
+    }
+    body = await problem(await api.client.post(TRUNKS, json=document, headers=admin), 422)
+    assert body["errors"] == [
+        {
+            "field": "/match_addresses/1",
+            "message": "/match_addresses/1 is not an IP address or a network "
+            "(address/prefix length, host bits zero)",
+        }
+    ]

@@ -10,7 +10,9 @@ renders. A trunk that calls went through stays in the history: it is disabled, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from callcore.web.api.pagination import Filter, SortKey
@@ -28,6 +30,8 @@ HOSTNAME_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 PREFIX_PATTERN = r"^\+[0-9]{0,15}$"
+# What an IP address or network may be made of; ipaddress checks the rest (_check_networks).
+_NETWORK = r"^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"
 _ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 
 _HOST = {
@@ -88,6 +92,15 @@ TRUNK_SCHEMA: dict[str, Any] = {
             "maxLength": 253,
             "pattern": HOSTNAME_PATTERN,
             "default": None,
+        },
+        "match_addresses": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 2, "maxLength": 43, "pattern": _NETWORK},
+            "maxItems": 100,
+            "uniqueItems": True,
+            "default": [],
+            "description": "IP addresses or networks (192.0.2.10, 198.51.100.0/24, "
+            "2001:db8::/32) inbound calls from this trunk come from; empty: its host.",
         },
         "codecs": {
             "type": "array",
@@ -188,12 +201,41 @@ async def _check_name(ctx: WriteContext) -> None:
         )
 
 
+def _networks(addresses: Sequence[str]) -> list[IPv4Network | IPv6Network]:
+    """The inbound source addresses as networks (an address alone is a /32 or /128); 422 naming
+    each one that is not an address or a network with its host bits zero (a likely typo)."""
+    networks, errors = [], []
+    for index, address in enumerate(addresses):
+        try:
+            networks.append(ip_network(address))
+        except ValueError:
+            pointer = f"/match_addresses/{index}"
+            errors.append(
+                field_error(
+                    pointer,
+                    f"{pointer} is not an IP address or a network "
+                    "(address/prefix length, host bits zero)",
+                )
+            )
+    if errors:
+        raise ProblemError(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            detail="The trunk's source addresses are not all addresses or networks.",
+            errors=errors,
+        )
+    return networks
+
+
 async def _before_write(ctx: WriteContext) -> dict[str, Any] | None:
     """A trunk calls went through stays in their history (the rows keep naming it); any other
-    write takes a name no agent phone uses, and stores the password encrypted."""
+    write takes a name no agent phone uses, stores the password encrypted and the source
+    addresses as networks."""
     if ctx.operation != "delete":
         await _check_name(ctx)
-        return await _encrypt_password(ctx)
+        values = await _encrypt_password(ctx)
+        if values is not None:
+            values["match_addresses"] = _networks(values["match_addresses"])
+        return values
     trunk = ctx.before or {}
     calls = await ctx.conn.fetchval("SELECT count(*) FROM calls WHERE trunk_id = $1", trunk["id"])
     if calls:
@@ -235,5 +277,6 @@ TRUNKS = Resource(
         "password_set": "password_encrypted IS NOT NULL",
         "daily_spend_cap": "daily_spend_cap::text",
         "cost_per_minute": "cost_per_minute::text",
+        "match_addresses": "match_addresses::text[]",
     },
 )
