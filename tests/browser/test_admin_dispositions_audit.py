@@ -5,7 +5,7 @@ in the audit log, which updates itself live; a supervisor cannot open the audit 
 import asyncio
 
 import pytest
-from conftest import PASSWORD, serving
+from _browser import PASSWORD, serving
 
 HOSTILE = "<script>window.hacked = 1</script>"
 

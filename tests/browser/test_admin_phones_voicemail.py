@@ -5,7 +5,7 @@ kept when left empty, deleting, and hostile text shown as text."""
 import asyncio
 
 import pytest
-from conftest import PASSWORD, serving
+from _browser import PASSWORD, serving
 
 SIP_PASSWORD = "phone pass;word"
 PIN = "482916"

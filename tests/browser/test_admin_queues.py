@@ -5,7 +5,7 @@ version, deleting, and hostile text shown as text."""
 import asyncio
 
 import pytest
-from conftest import PASSWORD, serving
+from _browser import PASSWORD, serving
 
 HOSTILE = '<img src=x onerror="window.hacked=1">'
 

@@ -5,7 +5,7 @@ deleting, and hostile text shown as text."""
 import asyncio
 
 import pytest
-from conftest import PASSWORD, serving
+from _browser import PASSWORD, serving
 
 TRUNK_PASSWORD = "carrier pass;word"
 HOSTILE = '<img src=x onerror="window.hacked=1">'

@@ -5,7 +5,7 @@ gets the conflict message; supervisors read only, agents are refused."""
 import re
 
 import pytest
-from conftest import PASSWORD, serving
+from _browser import PASSWORD, serving
 from playwright.async_api import expect
 
 XSS = "<img src=x onerror=window.pwned=1>"

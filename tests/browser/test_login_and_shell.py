@@ -1,7 +1,7 @@
 """Logging in, the layout, the language switch and logging out, in Debian's chromium."""
 
 import pytest
-from conftest import PASSWORD, serving
+from _browser import PASSWORD, serving
 
 
 @pytest.fixture
