@@ -30,6 +30,7 @@ from callcore.agi.routes import AgiRoute, AgiRouteRegistry
 from callcore.agi.session import AGISession, SessionState
 from callcore.clock import REAL_CLOCK, Clock
 from callcore.config import AgiSettings
+from callcore.errors import ConfigError
 
 logger = logging.getLogger("callcore.agi")
 
@@ -226,9 +227,14 @@ class FastAGIServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._header_timeout_wall = self.clock.to_wall(self._header_timeout)
-        self._server = await self._loop.create_server(
-            lambda: _Connection(self), self.settings.host, self._port
-        )
+        try:
+            self._server = await self._loop.create_server(
+                lambda: _Connection(self), self.settings.host, self._port
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen for FastAGI on {self.settings.host}:{self._port}: {exc.strerror}"
+            ) from None
         logger.info("FastAGI server listening on %s:%s", self.settings.host, self.port)
 
     async def __aenter__(self) -> FastAGIServer:

@@ -182,8 +182,12 @@ def test_serve_on_a_taken_port_names_it(cli_env):
         taken.listen()
         port = taken.getsockname()[1]
         result = run(cli_env, "serve", "--port", str(port))
-    assert result.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        assert result.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        agi = run({**cli_env, "CALLCORE_AGI_PORT": str(port)}, "serve", "--port", str(free_port()))
+    assert agi.returncode == 1
+    assert f"cannot listen for FastAGI on 127.0.0.1:{port}" in agi.stderr
+    assert "Traceback" not in agi.stderr
 
 
 def test_demo_runs_on_the_embedded_database_with_no_database_configured():
