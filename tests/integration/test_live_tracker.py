@@ -259,10 +259,17 @@ async def test_ami_connection_dropped_mid_call_in_the_simulator() -> None:
                 )
 
             def in_step() -> bool:
-                truth = {c.uniqueid for c in sim.pbx.channels.values()}
-                mirrored = {c.uniqueid for c in tracker.state.channels()}
+                # Settled: both halves of both calls answered and into Wait(60), and mirrored
+                # down to the application, so nothing about them changes during the outage.
+                truth = {(c.uniqueid, c.application) for c in sim.pbx.channels.values()}
+                mirrored = {(c.uniqueid, c.application) for c in tracker.state.channels()}
                 states = {c.state for c in tracker.state.channels()}
-                return len(truth) == 4 and mirrored == truth and states == {ChannelState.UP}
+                return (
+                    len(truth) == 4
+                    and mirrored == truth
+                    and {application for _, application in truth} == {"Wait"}
+                    and states == {ChannelState.UP}
+                )
 
             await collect(calls, in_step)
             first, second = tracker.state.calls()
