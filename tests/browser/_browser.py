@@ -42,3 +42,12 @@ async def serving(
                 )
         server = await aiohttp_server(create_app(runtime))
         yield str(server.make_url("/")).rstrip("/"), runtime
+
+
+async def log_in(page, base: str) -> None:
+    """Log in as ``admin`` through the real (French) login form and land on the status page."""
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Identifiant").fill("admin")
+    await page.get_by_label("Mot de passe").fill(PASSWORD)
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url(f"{base}/")

@@ -1,10 +1,11 @@
-"""The ``browser`` fixture: Debian's chromium driven by Playwright, closed after the test."""
+"""Browser fixtures: Debian's chromium driven by Playwright, and a French page in it."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from _browser import CHROMIUM, CHROMIUM_ARGS
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 
 @pytest.fixture
@@ -15,3 +16,12 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> Page:
+    """A page in a French browser that says yes to confirmations (the delete buttons ask)."""
+    context = await browser.new_context(locale="fr-FR")
+    page = await context.new_page()
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    return page

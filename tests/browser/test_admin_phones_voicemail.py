@@ -2,10 +2,8 @@
 a phone assigned to an agent, a box, field errors from the API, secrets never sent back and
 kept when left empty, deleting, and hostile text shown as text."""
 
-import asyncio
-
 import pytest
-from _browser import PASSWORD, serving
+from _browser import log_in, serving
 
 SIP_PASSWORD = "phone pass;word"
 PIN = "482916"
@@ -17,22 +15,6 @@ async def site(aiohttp_server, callcore_settings):
     users = [("admin", "admin"), ("alice", "agent")]
     async with serving(aiohttp_server, callcore_settings, users) as site:
         yield site
-
-
-@pytest.fixture
-async def page(browser):
-    context = await browser.new_context(locale="fr-FR")
-    page = await context.new_page()
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    return page
-
-
-async def log_in(page, base):
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Identifiant").fill("admin")
-    await page.get_by_label("Mot de passe").fill(PASSWORD)
-    await page.get_by_role("button", name="Se connecter").click()
-    await page.wait_for_url(f"{base}/")
 
 
 async def test_admin_manages_a_phone_and_a_voicemail_box(site, page):

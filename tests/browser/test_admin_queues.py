@@ -2,10 +2,8 @@
 in the htmx editor, field errors from the API, a penalty edited, the conflict message on a stale
 version, deleting, and hostile text shown as text."""
 
-import asyncio
-
 import pytest
-from _browser import PASSWORD, serving
+from _browser import log_in, serving
 
 HOSTILE = '<img src=x onerror="window.hacked=1">'
 
@@ -15,23 +13,6 @@ async def site(aiohttp_server, callcore_settings):
     users = [("admin", "admin"), ("ann", "agent"), ("sam", "supervisor"), ("zoe", "agent")]
     async with serving(aiohttp_server, callcore_settings, users) as site:
         yield site
-
-
-@pytest.fixture
-async def page(browser):
-    context = await browser.new_context(locale="fr-FR")
-    page = await context.new_page()
-    # The delete button asks for confirmation: say yes.
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    return page
-
-
-async def log_in(page, base):
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Identifiant").fill("admin")
-    await page.get_by_label("Mot de passe").fill(PASSWORD)
-    await page.get_by_role("button", name="Se connecter").click()
-    await page.wait_for_url(f"{base}/")
 
 
 async def add_member(page, username):

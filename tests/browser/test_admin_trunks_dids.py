@@ -2,10 +2,8 @@
 from the API, the write-only password, the conflict message on a stale version, disabling,
 deleting, and hostile text shown as text."""
 
-import asyncio
-
 import pytest
-from _browser import PASSWORD, serving
+from _browser import log_in, serving
 
 TRUNK_PASSWORD = "carrier pass;word"
 HOSTILE = '<img src=x onerror="window.hacked=1">'
@@ -15,23 +13,6 @@ HOSTILE = '<img src=x onerror="window.hacked=1">'
 async def site(aiohttp_server, callcore_settings):
     async with serving(aiohttp_server, callcore_settings, [("admin", "admin")]) as site:
         yield site
-
-
-@pytest.fixture
-async def page(browser):
-    context = await browser.new_context(locale="fr-FR")
-    page = await context.new_page()
-    # The delete buttons ask for confirmation: say yes.
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    return page
-
-
-async def log_in(page, base):
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Identifiant").fill("admin")
-    await page.get_by_label("Mot de passe").fill(PASSWORD)
-    await page.get_by_role("button", name="Se connecter").click()
-    await page.wait_for_url(f"{base}/")
 
 
 async def field_error(page, pointer):
