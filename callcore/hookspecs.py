@@ -12,6 +12,7 @@ from __future__ import annotations
 from callcore import hookspec
 from callcore.agi.routes import AgiRouteRegistry
 from callcore.dispositions import DispositionRegistry
+from callcore.ivr.node import NodeRegistry
 
 
 @hookspec
@@ -65,4 +66,41 @@ def register_agi_routes(registry: AgiRouteRegistry) -> None:
         @callcore.hookimpl
         def register_agi_routes(registry):
             registry.add(AgiRoute("acme/survey/{question}", survey))
+    """
+
+
+@hookspec
+def register_ivr_nodes(registry: NodeRegistry) -> None:
+    """Declare IVR node types: what the flow editor offers and the engine runs.
+
+    Called once per plugin when the core builds the node registry, at start-up and when the
+    editor lists its palette. Add :class:`callcore.ivr.Node` subclasses with ``registry.add``.
+    A node declares its ``name`` (stored in flows: never rename it), an English ``label``, a
+    JSON Schema of its ``params`` (the editor generates its form from it; flows are validated
+    against it before they are published), its exits as a function of its params, and ``async
+    def run(self, ctx) -> str`` returning the exit taken. It reaches the caller through
+    ``ctx.channel`` (the call's AGI session) and the world only through ``ctx.services``, so a
+    dry run can report its side effects instead of doing them. A name another plugin already
+    registered raises ``DuplicateNameError`` naming both plugins.
+
+    Example::
+
+        import callcore
+        from callcore.ivr import CallContext, Node
+
+        class SayCallerNumber(Node):
+            name = "acme_say_caller"
+            label = "Say the caller's number"
+            category = "media"
+            params_schema = {"type": "object", "properties": {}, "additionalProperties": False}
+
+            async def run(self, ctx: CallContext) -> str:
+                await ctx.channel.say_digits(ctx.caller_id)
+                return "next"
+
+        translations = {"fr": {"Say the caller's number": "Énoncer le numéro de l'appelant"}}
+
+        @callcore.hookimpl
+        def register_ivr_nodes(registry):
+            registry.add(SayCallerNumber)
     """

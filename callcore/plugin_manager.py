@@ -33,11 +33,36 @@ from callcore.agi.routes import AgiRouteRegistry
 from callcore.dispositions import DispositionRegistry
 from callcore.errors import PluginError, ValidationError
 from callcore.i18n import Translations, plugin_translations
+from callcore.ivr.node import NodeRegistry
 from callcore.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("callcore.plugins.dispositions",)
+BUILTIN_NODES = (
+    "answer",
+    "play",
+    "menu",
+    "collect",
+    "calendar",
+    "set_variable",
+    "condition",
+    "transfer",
+    "queue",
+    "voicemail",
+    "record",
+    "webhook",
+    "language",
+    "goto",
+    "callback",
+    "hangup",
+)
+"""Built-in IVR node modules under ``callcore.ivr_nodes``, one node type each."""
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "callcore.plugins.dispositions",
+    "callcore.ivr.routes",
+    *(f"callcore.ivr_nodes.{name}" for name in BUILTIN_NODES),
+)
 """Built-in plugin modules, registered before any third-party plugin."""
 
 ENTRY_POINT_GROUP = "callcore"
@@ -234,6 +259,10 @@ class PluginHost:
     def agi_routes(self) -> AgiRouteRegistry:
         """The FastAGI routes every plugin registers (built once, then cached)."""
         return self._collect("register_agi_routes", AgiRouteRegistry)
+
+    def ivr_nodes(self) -> NodeRegistry:
+        """The IVR node types every plugin registers (built once, then cached)."""
+        return self._collect("register_ivr_nodes", NodeRegistry)
 
     def _collect(self, hook_name: str, registry_type: type[R]) -> R:
         """Run a ``register_*`` hook plugin by plugin into a fresh registry of ``registry_type``.

@@ -22,6 +22,8 @@ from callcore.crypto import SecretCipher, load_cipher
 from callcore.db.dispositions import sync_registered_dispositions
 from callcore.db.runtime import Database, open_database
 from callcore.events import EventBus, PgEventBridge
+from callcore.ivr.live_services import LiveServices
+from callcore.ivr.service import IvrService
 from callcore.live.tracker import LiveTracker
 from callcore.plugin_manager import PluginHost, load_plugins
 
@@ -39,6 +41,7 @@ class Runtime:
     bus: EventBus
     clock: Clock
     live: LiveTracker
+    ivr: IvrService
     agi: FastAGIServer | None = None
     ami: AMIManager | None = None
 
@@ -60,10 +63,15 @@ async def open_runtime(
             await sync_registered_dispositions(conn, plugins.dispositions())
         bus = EventBus()
         await stack.enter_async_context(PgEventBridge(bus, database.url))
-        runtime = Runtime(settings, cipher, plugins, database, bus, clock, LiveTracker(bus))
+        services = LiveServices(database.pool)
+        stack.push_async_callback(services.close)
+        ivr = IvrService(
+            database.pool, plugins.ivr_nodes(), services, bus=bus, language=settings.language
+        )
+        runtime = Runtime(settings, cipher, plugins, database, bus, clock, LiveTracker(bus), ivr)
         if settings.agi.enabled:
             runtime.agi = FastAGIServer(
-                plugins.agi_routes(), settings.agi, clock=clock, port=agi_port
+                plugins.agi_routes(), settings.agi, clock=clock, port=agi_port, services=runtime
             )
             await runtime.agi.start()
             stack.push_async_callback(runtime.agi.close, AGI_DRAIN_SECONDS)

@@ -26,6 +26,7 @@ Telephony fixtures (from :mod:`callcore.sim.fixtures`, see docs/simulator.md):
 - ``simulator``: a running PBX simulator (AMI server on loopback, seeded).
 - ``ami_replay``: a factory replaying a captured AMI transcript as a server.
 - ``fake_agi_peer``: drives one simulated call through an AGI handler.
+- ``ivr_call``: drives one simulated call through an IVR flow graph (no database needed).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from callcore.config import AgiSettings, Secret, Settings
 from callcore.db.embedded import EmbeddedPostgres
 from callcore.db.migrate import apply_migrations
 from callcore.db.pool import connect, create_pool, with_database
-from callcore.sim.fixtures import ami_replay, fake_agi_peer, sim_clock, simulator
+from callcore.sim.fixtures import ami_replay, fake_agi_peer, ivr_call, sim_clock, simulator
 
 __all__ = [
     "TEST_SECRET_KEY",
@@ -60,6 +61,7 @@ __all__ = [
     "db_pool",
     "empty_database_url",
     "fake_agi_peer",
+    "ivr_call",
     "sim_clock",
     "simulator",
 ]

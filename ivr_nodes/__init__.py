@@ -1,5 +1,5 @@
 """Built-in IVR node plugins, one module per node type, installed as ``callcore.ivr_nodes``.
 
-The IVR engine and its ``register_ivr_nodes`` hook arrive with the inbound work; until then
-this package holds no node.
+Each module is a plugin of its own, registered through ``register_ivr_nodes`` exactly as a
+third-party node would be, and uses only the public API (:mod:`callcore.ivr`).
 """

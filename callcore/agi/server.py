@@ -177,6 +177,7 @@ class _Connection(asyncio.Protocol):
             self.transport,
             command_timeout=server.settings.command_timeout,
             clock=server.clock,
+            services=server.services,
         )
         self.session = session
         for event in rest:
@@ -201,8 +202,11 @@ class FastAGIServer:
         clock: Clock = REAL_CLOCK,
         port: int | None = None,
         header_timeout: float = 10.0,
+        services: object = None,
     ) -> None:
         self.routes = routes
+        self.services = services
+        """Handed to every session as :attr:`AGISession.services` (a callcore node: its runtime)."""
         self.settings = settings if settings is not None else AgiSettings()
         self._port = self.settings.port if port is None else port
         self.clock = clock

@@ -100,6 +100,19 @@ async def ami_replay() -> AsyncIterator[Callable[[str | Path], Awaitable[AMIRepl
 
 
 @pytest.fixture
+def ivr_call(sim_clock: ScaledClock) -> Callable[..., Awaitable[object]]:
+    """``await ivr_call(graph, caller, nodes=[MyNode])``: one simulated call through a flow."""
+    from callcore.sim.ivr_fixtures import run_ivr_call
+
+    async def drive(
+        graph: Mapping[str, object], caller: Caller | None = None, **kw: object
+    ) -> object:
+        return await run_ivr_call(graph, caller, clock=sim_clock, **kw)  # type: ignore[arg-type]
+
+    return drive
+
+
+@pytest.fixture
 def fake_agi_peer(sim_clock: ScaledClock) -> FakeAgiPeer:
     async def drive(
         handler: Handler, caller: Caller | None = None, *, script: str = "test", **options: object

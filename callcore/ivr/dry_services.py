@@ -1,0 +1,71 @@
+"""Services that do nothing and say what they would have done: for dry runs and node tests.
+
+Every call is appended to :attr:`DryServices.effects` as an :class:`Effect` (``http``,
+``callback``…) and answered with a plausible result: a webhook answers ``ok`` with the JSON the
+caller scripted for its URL (``{}`` by default), a callback gets no id, an external number is
+routed through a trunk named ``dry-run`` unless a refusal is scripted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from callcore.ivr.context import ExternalRoute, HttpResult
+
+
+@attrs.frozen
+class Effect:
+    """A side effect a node asked for: its kind and what it would have done."""
+
+    kind: str
+    detail: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.detail}
+
+
+@attrs.define
+class DryServices:
+    """Side-effect-free :class:`~callcore.ivr.context.Services` at a chosen time."""
+
+    at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
+    http_responses: Mapping[str, HttpResult] = attrs.field(factory=dict)
+    """Scripted webhook results by URL (after ``{variable}`` expansion)."""
+    refused_numbers: Mapping[str, str] = attrs.field(factory=dict)
+    """External numbers to refuse, with the reason."""
+    agents: Mapping[int, str] = attrs.field(factory=dict)
+    """User id -> dial string of their phone."""
+    effects: list[Effect] = attrs.field(factory=list)
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def http(
+        self, method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout_s: float
+    ) -> HttpResult:
+        self.effects.append(Effect("http", {"method": method, "url": url, "body": body}))
+        return self.http_responses.get(url, HttpResult("ok", 200, {}))
+
+    async def request_callback(
+        self, campaign_id: int, number: str, at: datetime, note: str, fields: Mapping[str, str]
+    ) -> int | None:
+        self.effects.append(
+            Effect(
+                "callback",
+                {"campaign_id": campaign_id, "number": number, "at": at.isoformat(), "note": note},
+            )
+        )
+        return None
+
+    async def external_route(self, number: str) -> ExternalRoute:
+        refusal = self.refused_numbers.get(number)
+        if refusal is not None:
+            return ExternalRoute(None, refusal=refusal)
+        return ExternalRoute("dry-run", f"PJSIP/{number}@dry-run")
+
+    async def agent_endpoint(self, user_id: int) -> str | None:
+        return self.agents.get(user_id)
