@@ -30,6 +30,8 @@ assets: node_modules/.package-lock.json
 	mkdir -p $(VENDOR)
 	cp node_modules/@picocss/pico/css/pico.min.css $(VENDOR)/pico.min.css
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp node_modules/drawflow/dist/drawflow.min.js $(VENDOR)/drawflow.min.js
+	cp node_modules/drawflow/dist/drawflow.min.css $(VENDOR)/drawflow.min.css
 
 # The UI's strings: extract them (babel.cfg) and merge them into web/locale/{fr,en}; then
 # translate the new entries in both messages.po files (a test fails while one is untranslated).

@@ -61,6 +61,8 @@ def test_wheel_contains_every_package_and_asset(wheel):
     # Front-end libraries come from npm via `make assets`, never from git; the wheel has them.
     assert "callcore/web/static/vendor/pico.min.css" in names
     assert "callcore/web/static/vendor/htmx.min.js" in names
+    assert "callcore/web/static/vendor/drawflow.min.js" in names
+    assert "callcore/web/static/vendor/drawflow.min.css" in names
     assert not any(name.startswith(("plugins/", "web/", "tests/")) for name in names)
 
 
