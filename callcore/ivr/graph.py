@@ -315,8 +315,8 @@ def compile_graph(
                     )
                 )
     waits = {
-        node_id: bool(inst is not None and type(inst).waits_for_caller)
-        for node_id, inst in instances.items()
+        node_id: types[node_id] in registry and registry[types[node_id]].waits_for_caller
+        for node_id in instances
     }
     for cycle in _spinning_cycles(successors, waits):
         for node_id in cycle:
