@@ -9,9 +9,10 @@ The stored and exported form (``flow_versions.graph``) is::
 
 :func:`validate_graph` returns every problem at once, each pointing at the node and the field
 it concerns, so the editor can mark them all on the canvas: an unknown node type, params that do
-not match the node's schema, an exit wired twice or not at all where the node requires it, an
-edge from or to a node that does not exist, a missing entry, unreachable nodes, and a cycle that
-goes through no node waiting for the caller (a loop that would spin).
+not match the node's schema or fail its own checks (:meth:`Node.param_problems`), an exit wired
+twice or not at all where the node requires it, an edge from or to a node that does not exist, a
+missing entry, unreachable nodes, and a cycle that goes through no node waiting for the caller (a
+loop that would spin).
 """
 
 from __future__ import annotations
@@ -140,7 +141,20 @@ def _instantiate(
         )
     if errors:
         return None
-    return registry[type_name](node["params"], node_id)
+    node_type = registry[type_name]
+    extra = list(node_type.param_problems(node["params"]))
+    for field, message in extra:
+        problems.append(
+            GraphProblem(
+                "invalid_params",
+                f"node {node_id!r} ({type_name}): {field}: {message}",
+                node_id,
+                f"params/{field}",
+            )
+        )
+    if extra:
+        return None
+    return node_type(node["params"], node_id)
 
 
 _GRAPH_VALIDATOR = jsonschema.Draft202012Validator(GRAPH_SCHEMA)

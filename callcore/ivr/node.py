@@ -14,7 +14,7 @@ cycle in a flow must go through at least one such node, or the call would spin.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
@@ -51,6 +51,14 @@ class Node:
     def __init__(self, params: Mapping[str, Any], node_id: str = "") -> None:
         self.params = params
         self.id = node_id
+
+    @classmethod
+    def param_problems(cls, params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        """What is wrong with ``params`` beyond what ``params_schema`` can say (an end time
+        before its start, a regex that could backtrack for ever), as ``(field, message)`` pairs;
+        ``field`` is a ``/``-separated path inside params. Called only on params the schema
+        accepts; the default finds nothing."""
+        return ()
 
     def exits(self) -> tuple[str, ...]:
         """The named exits this node can take, given ``self.params``. Default: ``("next",)``."""
