@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -65,10 +67,54 @@ def _networks(instance: object, attribute: attrs.Attribute, value: tuple[str, ..
             ) from None
 
 
+_HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", re.I)
+
+
+def _origin_problem(origin: str) -> str | None:
+    """Why ``origin`` is not ``scheme://host[:port]`` with http or https, or None when it is."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if "@" in parts.netloc:
+        return "an origin has no user name or password"
+    if parts.path or parts.query or parts.fragment or origin.endswith(("?", "#")):
+        return "an origin has no path, query or fragment, not even a trailing /"
+    host = parts.hostname or ""
+    if port == 0 or parts.netloc.endswith(":") or not (_HOST_NAME.match(host) or _ipv6(host)):
+        return "the host must be a host name or an IP address, the port 1-65535"
+    return None
+
+
+def _ipv6(host: str) -> bool:
+    """An IPv6 address, which the origin wrote in brackets (urlsplit takes them off)."""
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _origins(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for item in value:
+        problem = _origin_problem(item)
+        if problem is not None:
+            raise ConfigError(
+                f"{attribute.name}: {item!r} is not an origin like https://cc.example.com "
+                f"or http://10.0.0.5:8080 ({problem})"
+            )
+
+
 @attrs.frozen
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = attrs.field(default=8080, validator=_port)
+    allowed_origins: tuple[str, ...] = attrs.field(default=(), validator=_origins)
+    """Other sites whose pages may open the WebSocket with the session cookie (the page's own
+    origin always may): e.g. the public address of a reverse proxy that rewrites ``Host``."""
 
 
 @attrs.frozen

@@ -409,15 +409,24 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def origin_allowed(self, origin: str, request: web.Request) -> bool:
-        """True for the page's own origin (same scheme, host and port) or a configured one."""
-        if origin in self.settings.allowed_origins:
-            return True
+        """True for the page's own origin or a configured one: same scheme, host and port (an
+        omitted port is the scheme's default, host names ignore case)."""
         try:
-            url = URL(origin)
+            seen = _origin_key(URL(origin))
             own = URL.build(scheme="https" if request.secure else "http", authority=request.host)
         except ValueError:
             return False
-        return (url.scheme, url.host, url.port) == (own.scheme, own.host, own.port)
+        if seen is None:
+            return False
+        allowed = {_origin_key(URL(item)) for item in self.settings.allowed_origins}
+        return seen == _origin_key(own) or seen in allowed
+
+
+def _origin_key(url: URL) -> tuple[str, str, int | None] | None:
+    """What makes two origins the same; None for anything that is not a plain web origin."""
+    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/"):
+        return None
+    return url.scheme, url.host.lower(), url.port
 
 
 HUB = web.AppKey("ws_hub", Hub)
@@ -555,8 +564,14 @@ async def _close_clients(app: web.Application) -> None:
 
 
 def setup_ws(app: web.Application, settings: HubSettings | None = None) -> None:
-    """Add ``/api/v1/ws`` and the hub to ``app``, with the audit log as its first topic."""
-    app[HUB] = Hub(app, settings or HubSettings())
+    """Add ``/api/v1/ws`` and the hub to ``app``, with the audit log as its first topic.
+
+    Without ``settings``, the defaults, with the extra origins of ``[web] allowed_origins``.
+    """
+    if settings is None:
+        origins = app[RUNTIME].settings.web.allowed_origins
+        settings = HubSettings(allowed_origins=frozenset(origins))
+    app[HUB] = Hub(app, settings)
     app.router.add_get(WS_PATH, websocket, name="ws")
     app.cleanup_ctx.append(_hub_context)
     app.on_shutdown.append(_close_clients)

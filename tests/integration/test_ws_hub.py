@@ -16,7 +16,8 @@ from _auth_session import PASSWORD, add_user, login
 
 from callcore import audit
 from callcore.audit_events import AuditEntry, publish_audit
-from callcore.errors import DuplicateNameError
+from callcore.config import load_settings
+from callcore.errors import ConfigError, DuplicateNameError
 from callcore.events import Gap, GenericEvent
 from callcore.runtime import Runtime, open_runtime
 from callcore.web.app import create_app
@@ -154,6 +155,87 @@ async def test_cross_site_origin_is_refused_before_the_upgrade(node, origin):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await node.client.ws_connect(WS_PATH, headers=headers)
     assert refused.value.status == 403
+
+
+PROXY_ORIGINS = ("https://cc.example.com", "http://10.0.0.5:8080")
+
+
+@pytest.fixture
+async def proxied(aiohttp_client, callcore_settings) -> AsyncIterator[Node]:
+    """A node whose ``[web] allowed_origins`` names the sites of two reverse proxies."""
+    web_settings = attrs.evolve(callcore_settings.web, allowed_origins=PROXY_ORIGINS)
+    settings = attrs.evolve(callcore_settings, web=web_settings)
+    async with open_runtime(settings) as runtime:
+        client = await aiohttp_client(create_app(runtime), cookie_jar=aiohttp.DummyCookieJar())
+        yield Node(runtime, client, await log_everyone_in(runtime, client))
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://cc.example.com", "https://CC.Example.com", "http://10.0.0.5:8080", None]
+)
+async def test_a_configured_origin_is_accepted_as_well_as_the_own_one(proxied, origin):
+    headers = {
+        "Origin": origin or proxied.origin,
+        "Cookie": f"callcore_access={proxied.tokens['admin']}",
+    }
+    async with proxied.client.ws_connect(WS_PATH, headers=headers) as ws:
+        (hello,) = await next_frame(ws)
+        assert hello["user"]["username"] == "admin1"
+        await ws.send_json({"type": "subscribe", "topics": ["audit"]})
+        (snapshot,) = await next_frame(ws)
+    assert snapshot["type"] == "snapshot" and snapshot["topic"] == "audit"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://cc.example.com",
+        "https://cc.example.com:8443",
+        "https://cc.example.com.evil.example",
+        "https://evil.example",
+        "http://10.0.0.5",
+        "null",
+    ],
+)
+async def test_an_origin_not_configured_is_still_refused(proxied, origin):
+    headers = {"Origin": origin, "Cookie": f"callcore_access={proxied.tokens['admin']}"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await proxied.client.ws_connect(WS_PATH, headers=headers)
+    assert refused.value.status == 403
+
+
+async def test_allowed_origins_load_from_the_file_and_the_environment(node, tmp_path):
+    path = tmp_path / "callcore.toml"
+    path.write_text('[web]\nallowed_origins = ["https://cc.example.com"]\n', encoding="utf-8")
+    assert load_settings(path, env={}).web.allowed_origins == ("https://cc.example.com",)
+    env = {"CALLCORE_WEB_ALLOWED_ORIGINS": " https://cc.example.com , http://10.0.0.5:8080 "}
+    assert load_settings(path, env=env).web.allowed_origins == PROXY_ORIGINS
+    # The default: no other origin than the page's own.
+    assert node.client.app[HUB].settings.allowed_origins == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("ftp://cc.example.com", "the scheme must be http or https"),
+        ("cc.example.com", "the scheme must be http or https"),
+        ("https://cc.example.com/", "no path"),
+        ("https://cc.example.com/ws", "no path"),
+        ("https://user@cc.example.com", "no user name"),
+        ("https://cc.example.com:99999", "Port out of range"),
+        ("https://*.example.com", "host name"),
+        ("https://", "host name"),
+    ],
+)
+async def test_a_bad_allowed_origin_is_refused_by_name(tmp_path, value, reason):
+    path = tmp_path / "callcore.toml"
+    path.write_text("", encoding="utf-8")
+    env = {"CALLCORE_WEB_ALLOWED_ORIGINS": f"https://ok.example,{value}"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, env=env)
+    message = str(refused.value)
+    assert message.startswith(f"web.allowed_origins: {value!r} is not an origin"), message
+    assert reason in message
 
 
 async def test_expired_browser_session_is_closed_at_once(node):
