@@ -22,6 +22,7 @@ from callcore.crypto import SecretCipher, load_cipher
 from callcore.db.dispositions import sync_registered_dispositions
 from callcore.db.runtime import Database, open_database
 from callcore.events import EventBus, PgEventBridge
+from callcore.ivr.board import IvrBoard
 from callcore.ivr.live_services import LiveServices
 from callcore.ivr.service import IvrService
 from callcore.live.tracker import LiveTracker
@@ -42,6 +43,7 @@ class Runtime:
     clock: Clock
     live: LiveTracker
     ivr: IvrService
+    ivr_board: IvrBoard
     agi: FastAGIServer | None = None
     ami: AMIManager | None = None
 
@@ -68,7 +70,10 @@ async def open_runtime(
         ivr = IvrService(
             database.pool, plugins.ivr_nodes(), services, bus=bus, language=settings.language
         )
-        runtime = Runtime(settings, cipher, plugins, database, bus, clock, LiveTracker(bus), ivr)
+        board = await stack.enter_async_context(IvrBoard(bus, database.pool))
+        runtime = Runtime(
+            settings, cipher, plugins, database, bus, clock, LiveTracker(bus), ivr, board
+        )
         if settings.agi.enabled:
             runtime.agi = FastAGIServer(
                 plugins.agi_routes(), settings.agi, clock=clock, port=agi_port, services=runtime
@@ -76,5 +81,7 @@ async def open_runtime(
             await runtime.agi.start()
             stack.push_async_callback(runtime.agi.close, AGI_DRAIN_SECONDS)
         if settings.ami.servers:
-            runtime.ami = await stack.enter_async_context(AMIManager(settings.ami.servers, clock))
+            runtime.ami = AMIManager(settings.ami.servers, clock, resync_actions=RESYNC_ACTIONS)
+            runtime.live.attach(runtime.ami)  # before it connects: the first resync counts
+            await stack.enter_async_context(runtime.ami)
         yield runtime

@@ -98,12 +98,15 @@ async def finish_call(
     variables: Mapping[str, str],
     error: str | None,
     flow_id: int | None,
+    flow_version: int | None = None,
 ) -> None:
-    """Finalise a call's record with how and where it left the flow."""
+    """Finalise a call's record with how and where it left the flow: after a ``goto_flow``
+    jump, the flow and version it was running then (None keeps what the start recorded)."""
     await conn.execute(
         "UPDATE ivr_calls SET ended_at = greatest(now(), started_at), outcome = $2, "
         "last_node = $3, steps = $4, path = $5, variables = $6, error = $7, "
-        "flow_id = coalesce($8, flow_id) WHERE id = $1",
+        "flow_id = coalesce($8, flow_id), flow_version = coalesce($9, flow_version) "
+        "WHERE id = $1",
         call_id,
         outcome,
         last_node,
@@ -112,4 +115,20 @@ async def finish_call(
         dict(variables),
         error,
         flow_id,
+        flow_version,
+    )
+
+
+async def open_calls(
+    conn: asyncpg.Connection, *, max_age_s: float, limit: int
+) -> list[asyncpg.Record]:
+    """Calls still in a flow (started, not finished) on any node, newest first: the IVR board's
+    snapshot. Rows older than ``max_age_s`` are left out: their node died before finishing them."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT uniqueid, flow_id, flow_version, did, caller_id, started_at FROM ivr_calls "
+        "WHERE ended_at IS NULL "
+        "AND started_at > now() - make_interval(secs => $1) "
+        "ORDER BY started_at DESC LIMIT $2",
+        max_age_s,
+        limit,
     )

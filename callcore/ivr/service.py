@@ -105,7 +105,7 @@ class IvrService:
             language=self.language,
         )
         flow: CompiledFlow | None = None
-        message = FALLBACK_SOUND
+        message, unavailable = "", "no published flow"
         if published is not None:
             ctx.flow_id, ctx.flow_version = published.flow_id, published.version_number
             mode, message = published.emergency_mode, published.emergency_message
@@ -116,6 +116,7 @@ class IvrService:
                 flow = self.compiled(published)
             except FlowUnavailable as exc:
                 logger.error("IVR call %s: %s", ctx.uniqueid, exc)
+                unavailable = str(exc)
         async with self._pool.acquire() as conn:
             call_id = await flow_store.start_call(
                 conn,
@@ -135,23 +136,24 @@ class IvrService:
                 caller_id=ctx.caller_id,
             )
         )
-        if flow is None or ctx.override is Override.CLOSED:
-            result = await self._refuse(ctx, message or FALLBACK_SOUND, flow is None)
+        if ctx.override is Override.CLOSED:
+            result = await self._refuse(ctx, message or FALLBACK_SOUND, None)
+        elif flow is None:
+            result = await self._refuse(ctx, FALLBACK_SOUND, unavailable)
         else:
             result = await self.engine.run(ctx, flow, self._load)
         await self._finish(call_id, ctx, result)
         return result
 
-    async def _refuse(self, ctx: CallContext, message: str, no_flow: bool) -> CallResult:
-        """No flow can run (or it is closed): play the message, hang up."""
+    async def _refuse(self, ctx: CallContext, message: str, error: str | None) -> CallResult:
+        """No flow can run (``error`` says why) or it is closed: play the message, hang up."""
         try:
             await ctx.channel.answer()
             await ctx.channel.stream_file(message)
             await ctx.channel.hangup()
         except AGIError:
             pass  # the caller left first: nothing more to tell them
-        outcome = Outcome.ERROR if no_flow else Outcome.CLOSED
-        return CallResult(outcome, None, 0, (), "no published flow" if no_flow else None)
+        return CallResult(Outcome.CLOSED if error is None else Outcome.ERROR, None, 0, (), error)
 
     async def _finish(self, call_id: int, ctx: CallContext, result: CallResult) -> None:
         async with self._pool.acquire() as conn:
@@ -164,6 +166,7 @@ class IvrService:
                 variables=ctx.variables,
                 error=result.error,
                 flow_id=ctx.flow_id,
+                flow_version=ctx.flow_version,
             )
         self._publish(
             IvrCallEnded(
