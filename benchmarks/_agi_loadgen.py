@@ -1,8 +1,9 @@
 """The load generator: many simulated Asterisk channels placing FastAGI calls on one server.
 
 Each channel connects, sends a header block as Asterisk 22 does, and answers the server's
-commands with the replies of :data:`agi_bench.SCRIPT`, checking every command line byte for
-byte (a wrong, extra or missing command is an error). It is deliberately lean (one
+commands with the replies of a script (``--script``: a module's ``SCRIPT`` and ``SCRIPT_PATH``,
+:data:`agi_bench.SCRIPT` by default), checking every command line byte for byte (a wrong, extra
+or missing command is an error). It is deliberately lean (one
 ``asyncio.Protocol`` per call, precomputed replies, uvloop) so that the server under test, not the
 load generator, is what saturates. It prints one JSON object; run by ``agi_bench.py``.
 
@@ -11,13 +12,15 @@ load generator, is what saturates. It prints one JSON object; run by ``agi_bench
   ``--duration`` s are counted, then no new call is placed and the open ones finish.
 - ``paced``: ``--concurrency`` calls arrive as a Poisson process over ``--ramp`` s; each reply
   is sent after ``--exec-time`` s ± ``--jitter`` (a fraction), as if a prompt played; the
-  turnaround is the time from a reply sent to the next command received.
+  turnaround is the time from a reply sent to the next command received, and ``end`` the time
+  from the last reply sent to the server closing the connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import math
 import random
@@ -26,23 +29,20 @@ import time
 from typing import cast
 
 import psutil
-from agi_bench import HOST, SCRIPT, SCRIPT_PATH, raise_fd_limit, run_on
+from agi_bench import HOST, raise_fd_limit, run_on
 
 from callcore.agi.protocol import format_header_block
 
-LINES = tuple(line for line, _ in SCRIPT)
-REPLIES = tuple(reply for _, reply in SCRIPT)
-STEPS = len(SCRIPT)
 MARK = "@@ID@@"
 
 
-def header_template(port: int) -> tuple[bytes, bytes]:
+def header_template(port: int, script_path: str) -> tuple[bytes, bytes]:
     """Asterisk 22's header block (agi-basic.txt's keys and order), split where the id goes."""
     block = format_header_block(
         {
             "agi_network": "yes",
-            "agi_network_script": SCRIPT_PATH,
-            "agi_request": f"agi://{HOST}:{port}/{SCRIPT_PATH}",
+            "agi_network_script": script_path,
+            "agi_request": f"agi://{HOST}:{port}/{script_path}",
             "agi_channel": f"PJSIP/trunk-{MARK}",
             "agi_language": "en",
             "agi_type": "PJSIP",
@@ -74,7 +74,11 @@ class Generator:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.loop = asyncio.get_running_loop()
-        self.head, self.tail = header_template(args.port)
+        script = importlib.import_module(args.script)
+        self.lines = tuple(line for line, _ in script.SCRIPT)
+        self.replies = tuple(reply for _, reply in script.SCRIPT)
+        self.steps = len(script.SCRIPT)
+        self.head, self.tail = header_template(args.port, args.script_path or script.SCRIPT_PATH)
         self.calls = 0
         self.open = 0
         self.peak_open = 0
@@ -85,6 +89,7 @@ class Generator:
         self.placing = True
         self.turnarounds: list[float] = []
         self.first_commands: list[float] = []
+        self.ends: list[float] = []
         self.rng = random.Random(args.seed)
         self.all_done = asyncio.Event()
 
@@ -154,9 +159,10 @@ class Call(asyncio.Protocol):
     def command(self, line: bytes, now: float) -> None:
         gen = self.gen
         step = self.step
-        if step >= STEPS or line != LINES[step]:
-            gen.error("extra command" if step >= STEPS else f"wrong command at step {step + 1}")
-            self.step = STEPS + 1
+        steps = gen.steps
+        if step >= steps or line != gen.lines[step]:
+            gen.error("extra command" if step >= steps else f"wrong command at step {step + 1}")
+            self.step = steps + 1
             assert self.transport is not None
             self.transport.abort()
             return
@@ -164,7 +170,7 @@ class Call(asyncio.Protocol):
         if not self.paced:
             gen.commands += 1
             assert self.transport is not None
-            self.transport.write(REPLIES[step])
+            self.transport.write(gen.replies[step])
             return
         if step == 0:
             gen.first_commands.append(now - self.connected_at)
@@ -172,7 +178,7 @@ class Call(asyncio.Protocol):
             gen.turnarounds.append(now - self.sent_at)
         args = gen.args
         delay = args.exec_time * (1 + gen.rng.uniform(-args.jitter, args.jitter))
-        gen.loop.call_later(delay, self.reply, REPLIES[step])
+        gen.loop.call_later(delay, self.reply, gen.replies[step])
 
     def reply(self, data: bytes) -> None:
         transport = self.transport
@@ -183,9 +189,12 @@ class Call(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         gen = self.gen
-        if self.step == STEPS and not self.buffer:
+        steps = gen.steps
+        if self.step == steps and not self.buffer:
             gen.sessions += 1
-        elif self.step <= STEPS:
+            if self.paced:
+                gen.ends.append(time.perf_counter() - self.sent_at)
+        elif self.step <= steps:
             gen.error(f"closed after {self.step} commands" + (f": {exc}" if exc else ""))
         self.transport = None
         gen.ended()
@@ -239,10 +248,13 @@ async def closed(args: argparse.Namespace) -> dict[str, object]:
         "sessions_per_s": round(sessions / wall, 1),
         "measured_s": round(wall, 3),
         "server_cpu_s_per_1000_commands": round(cpu / commands * 1000, 4) if commands else None,
+        "server_cpu_s": round(cpu, 4),
         "server_cpu_util": round(cpu / wall, 3),
         "loadgen_cpu_util": round(own / wall, 3),
         "other_cpu_util": round(max(busy - cpu - own, 0.0) / wall, 3),
         "peak_open_calls": gen.peak_open,
+        "calls_placed": gen.calls,
+        "calls_completed": gen.sessions,
         "errors": gen.errors + (0 if drained else gen.open),
         "error_kinds": gen.error_kinds,
     }
@@ -259,7 +271,7 @@ async def paced(args: argparse.Namespace) -> dict[str, object]:
         at += gen.rng.expovariate(args.concurrency / args.ramp)
         last = index == args.concurrency - 1
         gen.loop.call_at(start + at, gen.place_last if last else gen.place)
-    drained = await wait_all(gen, at + STEPS * args.exec_time * (1 + args.jitter) + 10.0)
+    drained = await wait_all(gen, at + gen.steps * args.exec_time * (1 + args.jitter) + 10.0)
     cpu, own = cpu_seconds(server) - cpu, own_cpu_seconds() - own
     busy = machine_busy_seconds() - busy
     wall = time.perf_counter() - wall
@@ -272,14 +284,19 @@ async def paced(args: argparse.Namespace) -> dict[str, object]:
         "turnaround_max_ms": percentile(gen.turnarounds, 1.0),
         "first_command_p50_ms": percentile(gen.first_commands, 0.50),
         "first_command_p99_ms": percentile(gen.first_commands, 0.99),
+        "end_p50_ms": percentile(gen.ends, 0.50),
+        "end_p99_ms": percentile(gen.ends, 0.99),
         "measured_s": round(wall, 3),
         "server_cpu_s_per_1000_commands": (
             round(cpu / gen.commands * 1000, 4) if gen.commands else None
         ),
+        "server_cpu_s": round(cpu, 4),
         "server_cpu_util": round(cpu / wall, 3),
         "loadgen_cpu_util": round(own / wall, 3),
         "other_cpu_util": round(max(busy - cpu - own, 0.0) / wall, 3),
         "peak_open_calls": gen.peak_open,
+        "calls_placed": gen.calls,
+        "calls_completed": gen.sessions,
         "errors": gen.errors + (0 if drained else gen.open),
         "error_kinds": gen.error_kinds,
     }
@@ -310,6 +327,10 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
+    parser.add_argument(
+        "--script", default="agi_bench", help="module (in benchmarks/) with SCRIPT and SCRIPT_PATH"
+    )
+    parser.add_argument("--script-path", help="agi_network_script instead of SCRIPT_PATH")
     args = parser.parse_args()
     raise_fd_limit(args.concurrency)
     result = run_on(args.loop, lambda: (closed if args.mode == "closed" else paced)(args))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -332,15 +333,13 @@ def run_one(server: str, loop_name: str, scenario: Mapping[str, Any], seed: int)
     return figures
 
 
-def undisturbed_run(
-    server: str, loop_name: str, scenario: Mapping[str, Any], args: argparse.Namespace, seed: int
-) -> dict[str, Any]:
-    """``run_one``, run again (at most ``--attempts`` times in all) while other processes took
-    more than ``--max-other-cpu`` cores meanwhile: on a shared 2-core machine such a run
-    measures the neighbours. Every set-up gets the same rule; the last attempt counts anyway,
-    flagged ``disturbed``."""
+def undisturbed_run(run: Callable[[], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """``run()`` (one run's figures), run again (at most ``--attempts`` times in all) while
+    other processes took more than ``--max-other-cpu`` cores meanwhile: on a shared 2-core
+    machine such a run measures the neighbours. Every set-up gets the same rule; the last
+    attempt counts anyway, flagged ``disturbed``."""
     for attempt in range(1, args.attempts + 1):
-        figures = run_one(server, loop_name, scenario, seed)
+        figures = run()
         figures["attempts"] = attempt
         figures["disturbed"] = figures["other_cpu_util"] > args.max_other_cpu
         if not figures["disturbed"]:
@@ -499,7 +498,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             for server, loop_name in setups[shift:] + setups[:shift]:
                 setup = f"{server}/{loop_name}"
                 figures = undisturbed_run(
-                    server, loop_name, scenario, args, seed=args.seed + repeat
+                    functools.partial(run_one, server, loop_name, scenario, args.seed + repeat),
+                    args,
                 )
                 raw[key].setdefault(setup, []).append(figures)
                 brief = (
