@@ -18,6 +18,7 @@ from callcore.web.keys import RUNTIME
 from callcore.web.pages.audit import setup_audit
 from callcore.web.pages.dids import setup_dids
 from callcore.web.pages.dispositions import setup_dispositions_pages
+from callcore.web.pages.ivr import setup_ivr_pages
 from callcore.web.pages.phones import setup_phones
 from callcore.web.pages.queues import setup_queues
 from callcore.web.pages.trunks import setup_trunks
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime) -> web.Application:
     setup_queues(app)
     setup_phones(app)
     setup_voicemail(app)
+    setup_ivr_pages(app)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     return app

@@ -128,6 +128,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/settings/dids/rows"): Rule(ADMIN),
     ("GET", "/settings/dids/new"): Rule(ADMIN),
     ("GET", "/settings/dids/{id}"): Rule(ADMIN, path=MISSING_ID),
+    # IVR flow pages: supervisors see flows read-only (the writes go through the API)
+    ("GET", "/inbound/ivr-flows"): Rule(STAFF),
+    ("GET", "/inbound/ivr-flows/{id}"): Rule(STAFF, path=MISSING_ID),
     # Agent phones: admins write, supervisors read, an agent reads only their own phone (the
     # list is scoped, another id is a 404); voicemail boxes: admins write, supervisors read
     ("GET", "/api/v1/phones"): Rule(EVERYONE),

@@ -1,7 +1,8 @@
 """The DID pages (Settings): the list, and the form that creates, edits or deletes one.
 
-The form offers the trunks and the IVR flows by name; with no flow chosen the number runs the
-fallback flow. ``setup_dids`` also registers the ``/api/v1/dids`` resource the form writes to.
+The form offers the trunks by name, and the IVR flows through ``flow-picker.js`` (the flows API,
+saying which are published); with no flow chosen the number runs the fallback flow.
+``setup_dids`` also registers the ``/api/v1/dids`` resource the form writes to.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ async def _form(request: web.Request, row: dict[str, Any] | None) -> web.Respons
         "values": row if row is not None else DIDS.defaults,
         "target": form_target(DIDS, row, PAGE_URL),
         "trunk_options": [(trunk["id"], trunk["name"]) for trunk in choices["trunks"]],
-        "flow_options": [(flow["id"], flow["name"]) for flow in choices["flows"]],
+        # The DID's own flow; flow-picker.js lists the others from the API.
+        "flow_options": [
+            (flow["id"], flow["name"])
+            for flow in choices["flows"]
+            if row is not None and flow["id"] == row["flow_id"]
+        ],
     }
     return render(request, "admin/dids_form.html", context)
 

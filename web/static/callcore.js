@@ -80,9 +80,10 @@ export function showProblem(form, problem) {
 /**
  * Call the JSON API: sends and parses JSON, adds the CSRF header on state-changing methods,
  * returns the parsed body (null for 204). A problem+json answer throws a ProblemError, after
- * being shown on `form` when one is given. Other headers (If-Match...) go in `headers`.
+ * being shown on `form` when one is given. Other headers (If-Match...) go in `headers`; `meta`,
+ * an object, receives the answer's `etag` (for the next If-Match), success or not.
  */
-export async function fetchJSON(url, { method = "GET", body, headers = {}, form } = {}) {
+export async function fetchJSON(url, { method = "GET", body, headers = {}, form, meta } = {}) {
   const sent = { Accept: "application/json, application/problem+json", ...headers };
   if (!SAFE_METHODS.has(method.toUpperCase())) sent["X-CSRF-Token"] = csrfToken();
   if (body !== undefined) sent["Content-Type"] = "application/json";
@@ -98,6 +99,7 @@ export async function fetchJSON(url, { method = "GET", body, headers = {}, form 
     toast(document.getElementById("toasts")?.dataset.networkError || String(error), "error");
     throw error;
   }
+  if (meta) meta.etag = response.headers.get("ETag");
   const type = response.headers.get("Content-Type") || "";
   const parsed = response.status === 204 || !type.includes("json") ? null : await response.json();
   if (form && response.ok) clearProblem(form);
