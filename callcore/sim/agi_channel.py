@@ -13,8 +13,10 @@ so a 3 s prompt takes 3 simulated seconds. :func:`run_agi_call` is the one-liner
     assert record.variables["CALLCORE_STATUS"] == "OK"
 
 Modelled from Asterisk's documentation rather than a capture: SAY * durations (0.5 s per
-character), the applications EXEC knows (Set, NoOp, Playback, Wait, and those its host runs —
-the simulator's Dial and Gosub; others answer ``-2``), and GOSUB always completing. Not
+character), the applications EXEC knows (Set, NoOp, Playback, Wait, VoiceMail when
+``mailboxes`` are given, and those its host runs — the simulator's Dial, Queue and Gosub; others
+answer ``-2``), dialplan functions read by GET VARIABLE (those its host gives), and GOSUB always
+completing. Not
 reproduced: Asterisk's delay of a second pipelined command (agi-partialcmd.txt; here commands
 are answered in order) and a command written during STREAM
 FILE or GET DATA cutting the playback short without a reply (callcore's session never does it).
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Final, Protocol
 
 import attrs
@@ -48,6 +50,8 @@ from callcore.clock import REAL_CLOCK, Clock
 SAMPLE_RATE: Final = 8000
 SAY_SECONDS_PER_CHARACTER: Final = 0.5
 DEFAULT_GET_DATA_TIMEOUT_MS: Final = 6000
+VOICEMAIL_MAX_SECONDS: Final = 180.0
+"""How long a voicemail message may last (callcore's default ``maxsecs`` per box)."""
 ALL_DIGITS: Final = "0123456789*#ABCD"
 _ids = itertools.count(1)
 
@@ -155,6 +159,8 @@ class AGIChannel:
         extra_headers: Mapping[str, str] | None = None,
         observer: AGIObserver | None = None,
         applications: Mapping[str, Callable[[str], Awaitable[int]]] | None = None,
+        functions: Mapping[str, Callable[[str], str]] | None = None,
+        mailboxes: Collection[str] | None = None,
     ) -> None:
         number = next(_ids)
         self.script = script
@@ -173,6 +179,12 @@ class AGIChannel:
         self.applications = {name.lower(): run for name, run in (applications or {}).items()}
         """EXEC applications the host runs (the simulator's ``Dial``), by name; each gets the
         application's data and returns its result."""
+        self.functions = dict(functions or {})
+        """Dialplan functions GET VARIABLE can read (``QUEUE_WAITING_COUNT``), by name; each
+        gets the argument between the parentheses."""
+        self.mailboxes = None if mailboxes is None else frozenset(mailboxes)
+        """Voicemail boxes (``mailbox@context``) VoiceMail can leave messages in; None: the
+        VoiceMail application is not loaded."""
         self.callerid = (self.caller.name, self.caller.number)
         self.commands: list[tuple[str, ...]] = []
         self.replies: list[bytes] = []
@@ -586,7 +598,11 @@ class AGIChannel:
             "EXTEN": self.extension,
             "AGISCRIPT": self.script,
         }
-        return self.variables.get(name, builtins.get(name))
+        value = self.variables.get(name, builtins.get(name))
+        function, _, argument = name.partition("(")
+        if value is None and function in self.functions and argument.endswith(")"):
+            return self.functions[function](argument[:-1])
+        return value
 
     async def _set_variable(self, args: list[str]) -> bytes:
         if len(args) != 2:
@@ -655,9 +671,56 @@ class AGIChannel:
             outcome, _, _ = await self._listen(self.now() + float(options or 0), "")
             if outcome == "hangup":
                 return format_reply(-1)
+        elif application == "voicemail" and self.mailboxes is not None:
+            return format_reply(await self._voicemail(options))
         elif application != "noop":
             return format_reply(-2)
         return format_reply(0)
+
+    async def _voicemail(self, data: str) -> int:
+        """``VoiceMail(mailbox[@context][&...][,options])``, modelled from app_voicemail (no
+        capture has it). A box not in :attr:`mailboxes`: VMSTATUS=FAILED, 0. Otherwise the
+        greeting (``u``: vm-theperson vm-isunavail, ``b``: vm-theperson vm-isonphone), the
+        instructions (vm-intro, unless ``s``), the beep and the message, ended by ``#``, the
+        caller hanging up or :data:`VOICEMAIL_MAX_SECONDS`. ``#`` during the greeting or the
+        instructions skips to the beep, ``*`` leaves (USEREXIT, 0). A message is kept even when
+        the caller hangs up to end it (SUCCESS, -1); hanging up before the beep is FAILED, -1."""
+        boxes, _, options = data.partition(",")
+        mailbox, _, context = boxes.split("&")[0].partition("@")
+        context = context or "default"
+        if self.dead:
+            self.variables["VMSTATUS"] = "FAILED"
+            return -1
+        if f"{mailbox}@{context}" not in (self.mailboxes or ()):
+            self.variables["VMSTATUS"] = "FAILED"
+            return 0
+        self.answered = True
+        greeting = (
+            ("vm-theperson", "vm-isonphone")
+            if "b" in options
+            else ("vm-theperson", "vm-isunavail")
+            if "u" in options
+            else ()
+        )
+        for prompt in (*greeting, *(() if "s" in options else ("vm-intro",))):
+            outcome, digit, _ = await self._play(prompt, "#*")
+            if outcome == "hangup":
+                self.variables["VMSTATUS"] = "FAILED"
+                return -1
+            if digit == "*":
+                self.variables["VMSTATUS"] = "USEREXIT"
+                return 0
+            if digit == "#":
+                break
+        beep, _, _ = await self._play("beep", "")
+        if beep == "hangup":
+            self.variables["VMSTATUS"] = "FAILED"
+            return -1
+        folder = f"voicemail/{context}/{mailbox}/INBOX/msg"
+        self.recordings.append(f"{folder}{sum(r.startswith(folder) for r in self.recordings):04d}")
+        outcome, _, _ = await self._listen(self.now() + VOICEMAIL_MAX_SECONDS, "#")
+        self.variables["VMSTATUS"] = "SUCCESS"
+        return -1 if outcome == "hangup" else 0
 
     async def _gosub(self, args: list[str]) -> bytes:
         if len(args) < 3:

@@ -6,6 +6,11 @@ on a real FastAGI server on loopback, places one simulated Asterisk call into it
 :class:`IvrRun`: the engine's result, the simulated channel's record (commands, recordings) and
 the call context (variables). Side effects go to :class:`~callcore.ivr.dry_services.DryServices`
 unless ``services`` is given.
+
+With ``simulator=SimConfig(...)`` the call comes in through a simulated Asterisk of that
+configuration instead of a lone AGI channel, so what nodes ``EXEC`` — Dial, Queue, VoiceMail —
+runs as the simulator runs it (its dialplan, queues and mailboxes), and a caller's scripted
+hang-up reaches those applications too.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from callcore.ivr.node import Node, NodeRegistry
 from callcore.plugin_manager import PluginHost
 from callcore.sim.agi_channel import Caller, CallRecord, run_agi_call
 from callcore.sim.fixtures import serving_agi_routes
+from callcore.sim.run import SimConfig, Simulator
 
 IvrCall = Callable[..., Awaitable["IvrRun"]]
 
@@ -78,8 +84,14 @@ async def run_ivr_call(
     variables: Mapping[str, str] | None = None,
     did: str | None = None,
     language: str = "fr",
+    simulator: SimConfig | None = None,
     **options: object,
 ) -> IvrRun:
+    if simulator is not None and options:
+        raise TypeError(
+            f"{', '.join(sorted(options))}: options of a lone AGI channel; with simulator=, "
+            "configure the SimConfig instead"
+        )
     flow = compiled(graph, node_registry(nodes))
     engine = FlowEngine()
     outcome: dict[str, Any] = {}
@@ -98,7 +110,35 @@ async def run_ivr_call(
         outcome["result"] = await engine.run(ctx, flow)
 
     async with serving_agi_routes({"ivr-test": handler}, clock) as server:
-        record = await run_agi_call(
-            ("127.0.0.1", server.port), "ivr-test", caller, clock=clock, **options
-        )
+        if simulator is None:
+            record = await run_agi_call(
+                ("127.0.0.1", server.port), "ivr-test", caller, clock=clock, **options
+            )
+        else:
+            record = await _through_simulator(simulator, server.port, caller, clock)
     return IvrRun(outcome["result"], record, outcome["context"])
+
+
+_IVR_TEST_CONTEXT = """
+[callcore-ivr-test]
+exten => s,1,AGI(agi://127.0.0.1:4573/ivr-test)
+ same => n,Hangup()
+"""
+
+
+async def _through_simulator(
+    config: SimConfig, port: int, caller: Caller | None, clock: Clock
+) -> CallRecord:
+    """One inbound call into a simulated Asterisk whose dialplan hands it to ``ivr-test``."""
+    config = attrs.evolve(
+        config,
+        agi_address=("127.0.0.1", port),
+        dialplan=config.dialplan + _IVR_TEST_CONTEXT,
+        inbound_context="callcore-ivr-test",
+    )
+    async with Simulator(config, clock=clock, seed=0) as sim:
+        call = await sim.inbound_call("s", caller or Caller())
+        record = await call.wait()
+    if record is None:
+        raise RuntimeError("the simulated call never reached the FastAGI server")
+    return record

@@ -25,7 +25,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -43,6 +43,8 @@ EventSink = Callable[[str, str, Fields], None]
 """``sink(event_name, privilege, fields)``."""
 
 UP: Final = 6
+INVALID: Final = 4
+"""A queue member's Status when its device is invalid (AST_DEVICE_INVALID)."""
 ANSWER_MEDIA_WAIT: Final = 0.5
 STATE_DESC: Final = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
 CAUSE_TEXT: Final = {
@@ -91,13 +93,22 @@ class MemberConfig:
 
 @attrs.frozen
 class QueueConfig:
-    """A queue as in ``queues.conf`` (the captures' ``support`` and ``sales``)."""
+    """A queue as in ``queues.conf`` (the captures' ``support`` and ``sales``).
+
+    ``maxlen``, ``joinempty`` and ``leavewhenempty`` follow app_queue: ``maxlen`` callers at most
+    (0: no limit); ``joinempty=False`` (``joinempty = no``) keeps callers out, and
+    ``leavewhenempty=True`` (``leavewhenempty = yes``) sends waiting ones back, when no member is
+    left that is neither paused nor invalid. The defaults are what callcore's queues.conf says.
+    """
 
     name: str
     strategy: str = "ringall"
     timeout: float = 15.0
     retry: float = 2.0
     members: tuple[MemberConfig, ...] = ()
+    maxlen: int = 0
+    joinempty: bool = True
+    leavewhenempty: bool = False
 
 
 CAPTURE_QUEUES: Final = (
@@ -294,6 +305,9 @@ class Queue:
     strategy: str
     timeout: float
     retry: float
+    maxlen: int = 0
+    joinempty: bool = True
+    leavewhenempty: bool = False
     members: dict[str, Member] = attrs.field(factory=dict)
     callers: list[tuple[Channel, float]] = attrs.field(factory=list)
     completed: int = 0
@@ -302,10 +316,15 @@ class Queue:
     talktime: float = 0.0
     next_member: int = 0
 
+    def empty(self) -> bool:
+        """No member can take calls: app_queue's ``joinempty = no`` conditions (penalty,
+        invalid, paused) leave none."""
+        return not any(not m.paused and m.status != INVALID for m in self.members.values())
+
     def params(self) -> Fields:
         return [
             ("Queue", self.name),
-            ("Max", "0"),
+            ("Max", str(self.maxlen)),
             ("Strategy", self.strategy),
             ("Calls", str(len(self.callers))),
             ("Holdtime", str(round(self.holdtime))),
@@ -332,6 +351,8 @@ class PBXConfig:
     """Prompt durations (seconds, by file name) heard on originated AGI calls."""
     missing: frozenset[str] = frozenset()
     """Sound files that do not exist, for originated AGI calls."""
+    mailboxes: frozenset[str] = frozenset()
+    """Voicemail boxes that exist, as ``mailbox@context``; VoiceMail() to others fails."""
 
 
 @attrs.frozen
@@ -372,7 +393,15 @@ class PBX:
         self._uniqueids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         for queue in config.queues:
-            state = Queue(queue.name, queue.strategy, queue.timeout, queue.retry)
+            state = Queue(
+                queue.name,
+                queue.strategy,
+                queue.timeout,
+                queue.retry,
+                queue.maxlen,
+                queue.joinempty,
+                queue.leavewhenempty,
+            )
             for member in queue.members:
                 state.members[member.interface] = Member(
                     queue.name,
@@ -857,10 +886,18 @@ class PBX:
         self.device_state(f"Queue:{queue.name}_avail", "NOT_INUSE" if available else "INUSE")
 
     async def run_queue(self, chan: Channel, name: str, max_wait: float) -> str:
-        """The Queue() application: wait, ring members, bridge the caller to who answers."""
+        """The Queue() application: wait, ring members, bridge the caller to who answers.
+
+        Returns the QUEUESTATUS app_queue sets (``COMPLETED`` when the caller was connected, for
+        which app_queue sets none). Not captured, from app_queue's source: ``FULL`` and
+        ``JOINEMPTY`` without joining, ``LEAVEEMPTY`` (the caller abandons) between attempts."""
         queue = self.queues.get(name)
         if queue is None:
             return "UNKNOWN"
+        if not queue.joinempty and queue.empty():
+            return "JOINEMPTY"
+        if queue.maxlen and len(queue.callers) >= queue.maxlen:
+            return "FULL"
         for var in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS"):
             self.setvar(chan, var, "")
         for var in ("QUEUEWAIT", "QUEUEWAIT_MS"):
@@ -880,6 +917,9 @@ class PBX:
         deadline = joined + max_wait
         try:
             while self.clock.monotonic() < deadline:
+                if queue.leavewhenempty and queue.empty():
+                    self._abandon(queue, chan, joined)
+                    return "LEAVEEMPTY"
                 member = self._pick(queue, chan)
                 if member is None:
                     await chan.wait(min(queue.retry, deadline - self.clock.monotonic()))
@@ -892,6 +932,31 @@ class PBX:
         except _Hangup:
             self._abandon(queue, chan, joined)
             raise
+
+    async def queue(self, chan: Channel, data: str) -> int:
+        """``Queue(name,options,URL,announceoverride,timeout)`` run by ``chan`` — ``EXEC Queue``
+        from AGI. Not captured; app_queue's source: QUEUESTATUS is set when the caller leaves
+        unconnected (TIMEOUT, FULL, JOINEMPTY, LEAVEEMPTY, UNKNOWN for no such queue) and the
+        result is 0; a connected caller gets no QUEUESTATUS and -1 once the call is over (with
+        the ``c`` option, CONTINUE and 0); a caller who hangs up gets ABANDONED=TRUE and -1."""
+        name, _, rest = data.partition(",")
+        args = rest.split(",")
+        options = args[0]
+        timeout = float(args[3]) if len(args) > 3 and args[3] else 3600.0
+        if chan._signal is not None or chan.hanging_up:
+            return -1
+        try:
+            status = await self.run_queue(chan, name, timeout)
+        except (_Hangup, _Redirect) as signal:
+            chan._signal = chan._signal or signal  # for the dialplan, once AGI is over
+            return -1
+        if status != "COMPLETED":
+            self.setvar(chan, "QUEUESTATUS", status)
+            return 0
+        if "c" in options:
+            self.setvar(chan, "QUEUESTATUS", "CONTINUE")
+            return 0
+        return -1
 
     def _pick(self, queue: Queue, chan: Channel) -> Member | None:
         if not queue.callers or queue.callers[0][0] is not chan:
@@ -1252,9 +1317,15 @@ async def _app_agi(pbx: PBX, chan: Channel, data: str) -> None:
         database=pbx.database,
         observer=_AGIEvents(pbx, chan),
         applications={
-            "Dial": lambda data: pbx.dial(chan, data),
-            "Gosub": lambda data: pbx.gosub(chan, data),
+            name: _with_caller(pbx, chan, run)
+            for name, run in (
+                ("Dial", lambda data: pbx.dial(chan, data)),
+                ("Gosub", lambda data: pbx.gosub(chan, data)),
+                ("Queue", lambda data: pbx.queue(chan, data)),
+            )
         },
+        functions={"QUEUE_WAITING_COUNT": lambda name: _waiting_count(pbx, name)},
+        mailboxes=pbx.config.mailboxes,
     )
     agi.variables = chan.variables
     chan.agi = agi
@@ -1268,6 +1339,40 @@ async def _app_agi(pbx: PBX, chan: Channel, data: str) -> None:
         chan.signal(_Hangup(), soft=True)
     pbx.setvar(chan, "AGISTATUS", record.agi_status)
     chan.check()
+
+
+def _with_caller(
+    pbx: PBX, chan: Channel, run: Callable[[str], Awaitable[int]]
+) -> Callable[[str], Awaitable[int]]:
+    """``run`` as an EXEC application during which the person on the line keeps to their
+    script: their hang-up reaches the channel as it would on Asterisk (the AGI channel only
+    watches for it during its own commands)."""
+
+    async def application(data: str) -> int:
+        agi = chan.agi
+        hangup_at = agi.caller.hangup_at if agi is not None else None
+        if agi is None or hangup_at is None:
+            return await run(data)
+        watcher = pbx.spawn(
+            _hang_up_after(pbx, chan, hangup_at - agi.now()), f"sim-caller-{chan.name}"
+        )
+        try:
+            return await run(data)
+        finally:
+            watcher.cancel()
+
+    return application
+
+
+async def _hang_up_after(pbx: PBX, chan: Channel, seconds: float) -> None:
+    await pbx.clock.sleep(max(seconds, 0.0))
+    pbx.hangup(chan, 16)
+
+
+def _waiting_count(pbx: PBX, name: str) -> str:
+    """``QUEUE_WAITING_COUNT(name)``: callers waiting in the queue, ``0`` for no such queue."""
+    queue = pbx.queues.get(name)
+    return str(len(queue.callers) if queue is not None else 0)
 
 
 class _AGIEvents:
@@ -1318,6 +1423,8 @@ class _AGIEvents:
             elif application == "playback":
                 self.chan.variables.setdefault("PLAYBACKSTATUS", "FAILED")
                 self._varset("PLAYBACKSTATUS")
+            elif application == "voicemail" and "VMSTATUS" in self.chan.variables:
+                self._varset("VMSTATUS")
         code, result = _AGI_RESULTS.get(reply[:3], ("200", "Success"))
         if reply.startswith(b"200 result=-1"):
             code, result = "-1", "Failure"

@@ -39,6 +39,8 @@ class SimConfig:
     """The FastAGI server every AGI() reaches; None keeps the dialplan's host:port."""
     dialplan: str = DEFAULT_DIALPLAN
     queues: tuple[QueueConfig, ...] = CAPTURE_QUEUES
+    mailboxes: frozenset[str] = frozenset()
+    """Voicemail boxes (``mailbox@context``) that exist for ``EXEC VoiceMail``."""
     callee_model: CalleeModel = attrs.field(factory=CalleeModel)
     agent_model: AgentModel = attrs.field(factory=AgentModel)
     caller_model: CallerModel = attrs.field(factory=CallerModel)
@@ -80,6 +82,7 @@ class Simulator:
                 agent_model=self.config.agent_model,
                 media=self.config.caller_model.media,
                 missing=self.config.caller_model.missing,
+                mailboxes=self.config.mailboxes,
             ),
             clock=clock,
             seed=seed,
