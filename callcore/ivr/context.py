@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,7 +94,12 @@ class HttpResult:
 
 @attrs.frozen
 class ExternalRoute:
-    """Where an external number may be dialled, or why it may not (``trunk`` None)."""
+    """Where an external number may be dialled, or why it may not (``trunk`` None).
+
+    While the ``async with services.external_route(number)`` block that gave it runs, the route
+    holds one of its trunk's channels: a flow cannot start more external calls at once than the
+    trunk's cap, so an IVR cannot be turned into a toll-fraud relay.
+    """
 
     trunk: str | None
     dial_string: str = ""
@@ -119,8 +125,14 @@ class Services(Protocol):
         """Store a callback lead for ``campaign_id``; its id, or None when there is no list."""
         ...
 
-    async def external_route(self, number: str) -> ExternalRoute:
-        """The trunk that may carry a call to ``number`` (allowlist, channel cap), or why not."""
+    def external_route(self, number: str) -> AbstractAsyncContextManager[ExternalRoute]:
+        """The trunk that may carry a call to ``number`` (allowlist, channel cap), or why not,
+        held for the ``async with`` block (the call's duration)::
+
+            async with ctx.services.external_route("+33123456789") as route:
+                if route.trunk is not None:
+                    await ctx.channel.exec("Dial", route.dial_string, "30", "g")
+        """
         ...
 
     async def agent_endpoint(self, user_id: int) -> str | None:

@@ -3,12 +3,14 @@
 Every call is appended to :attr:`DryServices.effects` as an :class:`Effect` (``http``,
 ``callback``…) and answered with a plausible result: a webhook answers ``ok`` with the JSON the
 caller scripted for its URL (``{}`` by default), a callback gets no id, an external number is
-routed through a trunk named ``dry-run`` unless a refusal is scripted.
+routed through a trunk named ``dry-run`` unless a refusal is scripted (both are recorded as an
+``external_route`` effect).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,11 +63,18 @@ class DryServices:
         )
         return None
 
-    async def external_route(self, number: str) -> ExternalRoute:
+    @contextlib.asynccontextmanager
+    async def external_route(self, number: str) -> AsyncIterator[ExternalRoute]:
         refusal = self.refused_numbers.get(number)
-        if refusal is not None:
-            return ExternalRoute(None, refusal=refusal)
-        return ExternalRoute("dry-run", f"PJSIP/{number}@dry-run")
+        route = (
+            ExternalRoute("dry-run", f"PJSIP/{number}@dry-run")
+            if refusal is None
+            else ExternalRoute(None, refusal=refusal)
+        )
+        self.effects.append(
+            Effect("external_route", {"number": number, "trunk": route.trunk, "refusal": refusal})
+        )
+        yield route
 
     async def agent_endpoint(self, user_id: int) -> str | None:
         return self.agents.get(user_id)
