@@ -155,6 +155,18 @@ class AmiSettings:
     servers: tuple[AmiServerSettings, ...] = attrs.field(default=(), validator=_unique_ids)
 
 
+DEFAULT_UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+
+
+@attrs.frozen
+class IvrSettings:
+    """Uploaded prompts: where their converted files go, and the largest upload accepted."""
+
+    sounds_dir: Path | None = None
+    """None: ``<data_dir>/sounds`` (see :attr:`Settings.sounds_dir`)."""
+    upload_max_bytes: int = attrs.field(default=DEFAULT_UPLOAD_MAX_BYTES, validator=_positive)
+
+
 @attrs.frozen
 class Settings:
     """Everything callcore can be told; see docs/configuration.md for each key."""
@@ -167,11 +179,17 @@ class Settings:
     web: WebSettings = WebSettings()
     agi: AgiSettings = AgiSettings()
     ami: AmiSettings = AmiSettings()
+    ivr: IvrSettings = IvrSettings()
 
     @property
     def embedded_database(self) -> bool:
         """True when callcore runs its own PostgreSQL in the data directory."""
         return self.database_url is None
+
+    @property
+    def sounds_dir(self) -> Path:
+        """Where uploaded prompts are stored, ``<language>/callcore/<name>.wav`` under it."""
+        return self.ivr.sounds_dir or self.data_dir / "sounds"
 
 
 class _FromEnv(str):

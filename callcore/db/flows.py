@@ -132,3 +132,191 @@ async def open_calls(
         max_age_s,
         limit,
     )
+
+
+# --- editing: what the flows API reads and writes -------------------------------------------
+#
+# Every change to a flow's versions happens with the flow's row locked (by the API, ``FOR UPDATE``),
+# so version numbers computed as "the highest + 1" cannot collide. A flow has at most one draft;
+# the published version's graph is never updated (the engine caches it by version number), and
+# version numbers only grow: a draft that is published after a rollback took a higher number is
+# renumbered first.
+
+_VERSION_COLUMNS = (
+    "v.version_number, v.status, v.published_at, v.created_at, v.created_by, "
+    "u.username AS created_by_username, v.note"
+)
+_VERSIONS = f"""
+SELECT {_VERSION_COLUMNS}, v.graph
+FROM flow_versions v LEFT JOIN users u ON u.id = v.created_by
+WHERE v.flow_id = $1
+"""
+_REFERENCES = (
+    ("DIDs", "SELECT number FROM dids WHERE flow_id = $1 ORDER BY number"),
+    ("queues", "SELECT name FROM queues WHERE overflow_flow_id = $1 ORDER BY name"),
+    ("campaigns", "SELECT name FROM campaigns WHERE answer_flow_id = $1 ORDER BY name"),
+)
+
+
+async def insert_flow(
+    conn: asyncpg.Connection,
+    name: str,
+    description: str,
+    graph: Mapping[str, Any],
+    user_id: int | None,
+) -> int:
+    """A new flow whose draft, version 1, is ``graph`` (an imported flow)."""
+    flow_id: int = await conn.fetchval(
+        "INSERT INTO flows (name, description) VALUES ($1, $2) RETURNING id", name, description
+    )
+    await save_draft(conn, flow_id, graph, user_id)
+    return flow_id
+
+
+async def touch_flow(conn: asyncpg.Connection, flow_id: int) -> None:
+    """Move the flow to its next version (its ETag): its versions changed."""
+    await conn.execute("UPDATE flows SET version = version + 1 WHERE id = $1", flow_id)
+
+
+async def flow_references(conn: asyncpg.Connection, flow_id: int, shown: int = 5) -> list[str]:
+    """What keeps the flow from being deleted, as ``"DIDs (+33123456789, +33...)"``."""
+    found = []
+    for what, query in _REFERENCES:
+        rows = await conn.fetch(f"SELECT * FROM ({query}) AS r LIMIT {shown + 1:d}", flow_id)
+        names = [str(name) for (name,) in rows]
+        if names:
+            more = " and more" if len(names) > shown else ""
+            found.append(f"{what} ({', '.join(names[:shown])}{more})")
+    return found
+
+
+async def _next_number(conn: asyncpg.Connection, flow_id: int) -> int:
+    number: int = await conn.fetchval(
+        "SELECT coalesce(max(version_number), 0) + 1 FROM flow_versions WHERE flow_id = $1",
+        flow_id,
+    )
+    return number
+
+
+async def save_draft(
+    conn: asyncpg.Connection, flow_id: int, graph: Mapping[str, Any], user_id: int | None
+) -> int:
+    """Make ``graph`` the flow's draft (a new version when it has none); its version number."""
+    number: int | None = await conn.fetchval(
+        "UPDATE flow_versions SET graph = $2, created_by = coalesce($3, created_by) "
+        "WHERE flow_id = $1 AND status = 'draft' RETURNING version_number",
+        flow_id,
+        dict(graph),
+        user_id,
+    )
+    if number is None:
+        number = await _next_number(conn, flow_id)
+        await conn.execute(
+            "INSERT INTO flow_versions (flow_id, version_number, graph, created_by) "
+            "VALUES ($1, $2, $3, $4)",
+            flow_id,
+            number,
+            dict(graph),
+            user_id,
+        )
+    return number
+
+
+async def _archive_published(conn: asyncpg.Connection, flow_id: int) -> None:
+    await conn.execute(
+        "UPDATE flow_versions SET status = 'archived' WHERE flow_id = $1 AND status = 'published'",
+        flow_id,
+    )
+
+
+async def publish_draft(conn: asyncpg.Connection, flow_id: int, note: str) -> int | None:
+    """The draft becomes the published version (the previous one archived); its number, or
+    None when the flow has no draft."""
+    draft: int | None = await conn.fetchval(
+        "SELECT version_number FROM flow_versions WHERE flow_id = $1 AND status = 'draft'", flow_id
+    )
+    if draft is None:
+        return None
+    number = await _next_number(conn, flow_id)
+    number = draft if draft == number - 1 else number
+    await _archive_published(conn, flow_id)
+    await conn.execute(
+        "UPDATE flow_versions SET status = 'published', published_at = now(), note = $3, "
+        "version_number = $4 WHERE flow_id = $1 AND version_number = $2",
+        flow_id,
+        draft,
+        note,
+        number,
+    )
+    return number
+
+
+async def publish_copy(
+    conn: asyncpg.Connection,
+    flow_id: int,
+    graph: Mapping[str, Any],
+    note: str,
+    user_id: int | None,
+) -> int:
+    """Publish ``graph`` as a new version (a rollback), archiving the published one; the draft,
+    if any, is left as it is. Returns the new version's number."""
+    number = await _next_number(conn, flow_id)
+    await _archive_published(conn, flow_id)
+    await conn.execute(
+        "INSERT INTO flow_versions (flow_id, version_number, status, graph, note, created_by, "
+        "published_at) VALUES ($1, $2, 'published', $3, $4, $5, now())",
+        flow_id,
+        number,
+        dict(graph),
+        note,
+        user_id,
+    )
+    return number
+
+
+async def list_versions(conn: asyncpg.Connection, flow_id: int) -> list[dict[str, Any]]:
+    """The flow's versions without their graphs, newest first."""
+    rows = await conn.fetch(
+        f"SELECT {_VERSION_COLUMNS} FROM flow_versions v LEFT JOIN users u ON u.id = v.created_by "
+        "WHERE v.flow_id = $1 ORDER BY v.version_number DESC",
+        flow_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def get_version(conn: asyncpg.Connection, flow_id: int, number: int) -> dict[str, Any] | None:
+    """Version ``number`` of the flow, with its graph."""
+    row = await conn.fetchrow(_VERSIONS + " AND v.version_number = $2", flow_id, number)
+    return None if row is None else dict(row)
+
+
+async def get_emergency(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The global override (:data:`EMERGENCY_SETTING`) and its row version (0: never set)."""
+    row = await conn.fetchrow(
+        "SELECT value, version FROM settings WHERE key = $1", EMERGENCY_SETTING
+    )
+    value = row["value"] if row is not None else {}
+    return {
+        "mode": value.get("mode", "none"),
+        "message": value.get("message", ""),
+        "version": row["version"] if row is not None else 0,
+    }
+
+
+async def set_emergency(conn: asyncpg.Connection, mode: str, message: str) -> None:
+    """Store the global override; calls read it from their next query on."""
+    await conn.execute(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        EMERGENCY_SETTING,
+        {"mode": mode, "message": message},
+    )
+
+
+async def agent_endpoints(conn: asyncpg.Connection) -> dict[int, str]:
+    """User id -> dial string of the active phone assigned to them (for dry runs)."""
+    rows = await conn.fetch(
+        "SELECT a.user_id, 'PJSIP/' || p.endpoint AS dial FROM phone_assignments a "
+        "JOIN phones p ON p.id = a.phone_id WHERE p.active"
+    )
+    return {row["user_id"]: row["dial"] for row in rows}

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from callcore.web.api.audio_files import setup_audio_files_api
 from callcore.web.api.dispositions import DISPOSITION_GROUPS, DISPOSITIONS
 from callcore.web.api.etags import etag, require_if_match
+from callcore.web.api.ivr_dry_run import setup_ivr_dry_run_api
+from callcore.web.api.ivr_emergency import setup_ivr_emergency_api
+from callcore.web.api.ivr_flows import setup_ivr_flows_api
+from callcore.web.api.ivr_nodes import setup_ivr_nodes_api
+from callcore.web.api.ivr_transfer import setup_ivr_transfer_api
+from callcore.web.api.ivr_versions import setup_ivr_versions_api
 from callcore.web.api.openapi import OPENAPI_PATH, document_operation, setup_openapi
 from callcore.web.api.pagination import cursor_key, decode_cursor, encode_cursor
 from callcore.web.api.problems import ProblemError, problem, problem_middleware
@@ -52,3 +59,13 @@ def setup_api(app: web.Application) -> None:
     setup_openapi(app)
     for resource in (DISPOSITION_GROUPS, DISPOSITIONS):
         register_resource(app, resource)
+    for setup in (
+        setup_ivr_flows_api,
+        setup_ivr_transfer_api,
+        setup_ivr_versions_api,
+        setup_ivr_dry_run_api,
+        setup_ivr_nodes_api,
+        setup_ivr_emergency_api,
+        setup_audio_files_api,
+    ):
+        setup(app)
