@@ -15,6 +15,7 @@ from callcore.web.admin_users import setup_admin_users
 from callcore.web.api import setup_api
 from callcore.web.auth import public, setup_auth
 from callcore.web.keys import RUNTIME
+from callcore.web.live_topics import setup_live_topics
 from callcore.web.pages.audit import setup_audit
 from callcore.web.pages.dids import setup_dids
 from callcore.web.pages.dispositions import setup_dispositions_pages
@@ -43,6 +44,7 @@ def create_app(runtime: Runtime) -> web.Application:
     setup_auth(app)
     setup_api(app)
     setup_ws(app)
+    setup_live_topics(app)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
-from _auth_session import PASSWORD, add_user, login
+from _auth_session import PASSWORD, add_user
+from _ws_client import WAIT, log_everyone_in, next_frame, receive_until
 
 from callcore import audit
 from callcore.audit_events import AuditEntry, publish_audit
@@ -30,8 +31,6 @@ from callcore.web.ws import (
     WS_PATH,
     register_topic,
 )
-
-WAIT = 10.0
 
 
 @attrs.frozen
@@ -57,41 +56,11 @@ class Node:
         return ws
 
 
-async def log_everyone_in(runtime: Runtime, client: Any) -> dict[str, str]:
-    """One user per role, logged in through the real login endpoint: their access tokens."""
-    tokens = {}
-    for role in ("admin", "supervisor", "agent"):
-        await add_user(runtime.database.pool, f"{role}1", role)
-        tokens[role] = (await login(client, f"{role}1")).access
-    return tokens
-
-
 @pytest.fixture
 async def node(aiohttp_client, callcore_settings) -> AsyncIterator[Node]:
     async with open_runtime(callcore_settings) as runtime:
         client = await aiohttp_client(create_app(runtime), cookie_jar=aiohttp.DummyCookieJar())
         yield Node(runtime, client, await log_everyone_in(runtime, client))
-
-
-async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    message = await ws.receive(timeout=WAIT)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    frame = json.loads(message.data)
-    assert isinstance(frame, list) and frame, frame
-    return frame
-
-
-async def receive_until(
-    ws: aiohttp.ClientWebSocketResponse, count: int, kind: str = "event"
-) -> tuple[list[dict[str, Any]], int]:
-    """Read frames until ``count`` messages of ``kind`` came: those messages, and the frames."""
-    found: list[dict[str, Any]] = []
-    frames = 0
-    while len(found) < count:
-        frame = await next_frame(ws)
-        frames += 1
-        found.extend(message for message in frame if message["type"] == kind)
-    return found, frames
 
 
 async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
@@ -144,7 +113,7 @@ async def test_browser_cookie_with_its_own_origin_is_accepted(node):
     assert hello["type"] == "hello"
     assert hello["user"]["username"] == "supervisor1"
     assert hello["user"]["role"] == "supervisor"
-    assert hello["topics"] == []
+    assert hello["topics"] == ["agents", "calls", "ivr", "queues"]
 
 
 @pytest.mark.parametrize(
