@@ -43,8 +43,10 @@ from callcore.web.api.validation import read_json
 from callcore.web.auth import requires
 from callcore.web.keys import RUNTIME
 
-_KEYS = r"^[0-9*#A-D]{0,64}$"
-_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# "$(?!\n)": the end of the text; Python's "$" (jsonschema's) also matches before a final
+# newline, ECMA-262's does not.
+_KEYS = r"^[0-9*#A-D]{0,64}$(?!\n)"
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$(?!\n)"
 DRY_RUN_BODY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -70,7 +72,7 @@ DRY_RUN_BODY: dict[str, Any] = {
         "variables": {
             "type": "object",
             "maxProperties": 50,
-            "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+            "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$(?!\n)"},
             "additionalProperties": {"type": "string", "maxLength": 1000},
             "description": "Flow variables the call starts with.",
         },
@@ -84,7 +86,7 @@ DRY_RUN_BODY: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                name: {"type": "string", "pattern": r"^[A-Z]{0,20}$", "default": status}
+                name: {"type": "string", "pattern": r"^[A-Z]{0,20}$(?!\n)", "default": status}
                 for name, status in DEFAULT_STATUSES.items()
             },
             "description": "How Dial, Queue and VoiceMail end (DIALSTATUS, QUEUESTATUS, "

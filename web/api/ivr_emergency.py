@@ -46,7 +46,7 @@ EMERGENCY_INPUT: dict[str, Any] = {
         "message": {
             "type": "string",
             "maxLength": 200,
-            "pattern": f"^$|{SOUND_PATTERN}",
+            "pattern": rf"^$(?!\n)|{SOUND_PATTERN}",
             "default": "",
             "description": "The sound a closed override plays; empty: ss-noservice.",
         },

@@ -55,8 +55,10 @@ AUDIT_ENTITY = ENTITY.replace(" ", "_")
 MAX_GRAPH_BYTES = 1024 * 1024
 """Bodies carrying a graph: 500 nodes with their params fit comfortably."""
 
-ONE_LINE_NAME = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
-SOUND_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+# "$(?!\n)": the end of the text; Python's "$" (jsonschema's) also matches before a final
+# newline, ECMA-262's (and PostgreSQL's) does not.
+ONE_LINE_NAME = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$(?!\n)"
+SOUND_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$(?!\n)"
 FLOW_NAME: dict[str, Any] = {
     "type": "string",
     "minLength": 1,
@@ -108,7 +110,7 @@ FLOW_SCHEMA: dict[str, Any] = {
         "emergency_message": {
             "type": "string",
             "maxLength": 200,
-            "pattern": f"^$|{SOUND_PATTERN}",
+            "pattern": rf"^$(?!\n)|{SOUND_PATTERN}",
             "default": "",
             "description": "The sound a closed override plays (e.g. callcore/storm); empty: "
             "ss-noservice.",

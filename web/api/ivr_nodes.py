@@ -189,7 +189,7 @@ def setup_ivr_nodes_api(app: web.Application) -> None:
                 "name": "name",
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"},
+                "schema": {"type": "string", "pattern": rf"^{NAME_PATTERN.pattern}$(?!\n)"},
             }
         ],
         ok=(200, EXITS, "Its exits, and which of them may stay unwired."),
