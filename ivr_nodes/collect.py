@@ -1,0 +1,190 @@
+"""Collect: read a number the caller types (an account, a PIN, a date), check it, store it.
+
+The prompt plays interruptible by any key; then each key is awaited for ``timeout_ms``. Input
+ends with the terminator key (``#`` by default; ``none`` for no terminator), when
+``max_length`` keys are in, or when the caller stops typing. It is valid when it is only digits
+0-9, between ``min_length`` and ``max_length`` long, and fully matches ``validation`` (a regular
+expression, bounded as :mod:`callcore.ivr.patterns` says) if one is given. A valid input goes to
+the flow variable ``variable`` and to the channel variable ``CALLCORE_<VARIABLE>`` (for the
+dialplan after the IVR), and the node takes ``ok``. Silence or invalid input is a failed
+attempt, retried like the menu's: after ``max_attempts`` the node takes ``timeout`` (nothing
+typed on the last attempt) or ``invalid``; both may stay unconnected (the call then ends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import callcore
+from callcore.ivr import CallContext, Node, NodeRegistry
+from callcore.ivr.channel_io import (
+    INVALID,
+    TIMEOUT,
+    VARIABLE_PATTERN,
+    attempts_schema,
+    export_variable,
+    read_key,
+    sound_schema,
+    wait_digit,
+    wait_schema,
+    with_retries,
+)
+from callcore.ivr.patterns import (
+    MAX_PATTERN_LENGTH,
+    compile_pattern,
+    fully_matches,
+    pattern_problem,
+)
+
+OK = "ok"
+NO_TERMINATOR = "none"
+MAX_DIGITS = 64
+
+
+class CollectNode(Node):
+    name = "collect"
+    label = "Collect digits"
+    description = "Ask the caller to type a number and store it in a variable."
+    category = "input"
+    waits_for_caller = True
+    params_schema = {
+        "type": "object",
+        "required": ["prompt", "variable"],
+        "additionalProperties": False,
+        "properties": {
+            "prompt": sound_schema("Prompt"),
+            "variable": {"type": "string", "pattern": VARIABLE_PATTERN, "title": "Variable"},
+            "min_length": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_DIGITS,
+                "default": 1,
+                "title": "Fewest digits",
+            },
+            "max_length": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_DIGITS,
+                "default": 20,
+                "title": "Most digits",
+            },
+            "terminator": {
+                "type": "string",
+                "enum": ["#", "*", NO_TERMINATOR],
+                "default": "#",
+                "title": "Key that ends the input",
+            },
+            "timeout_ms": wait_schema("Wait for each key (milliseconds)"),
+            "validation": {
+                "type": "string",
+                "format": "regex",
+                "minLength": 1,
+                "maxLength": MAX_PATTERN_LENGTH,
+                "title": "Regular expression the whole input must match",
+            },
+            "max_attempts": attempts_schema("Attempts"),
+            "invalid_prompt": sound_schema("Prompt after invalid input"),
+            "timeout_prompt": sound_schema("Prompt after no input"),
+        },
+    }
+    exit_labels = {OK: "Valid input", INVALID: "Invalid input", TIMEOUT: "No input"}
+
+    def __init__(self, params: Mapping[str, Any], node_id: str = "") -> None:
+        super().__init__(params, node_id)
+        validation = params.get("validation")
+        self._pattern = compile_pattern(validation) if validation is not None else None
+
+    @classmethod
+    def param_problems(cls, params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        low, high = params.get("min_length", 1), params.get("max_length", 20)
+        if low > high:
+            yield "min_length", f"the fewest digits ({low}) exceed the most digits ({high})"
+        validation = params.get("validation")
+        problem = pattern_problem(validation) if validation is not None else None
+        if problem is not None:
+            yield "validation", problem
+
+    def exits(self) -> tuple[str, ...]:
+        return (OK, INVALID, TIMEOUT)
+
+    def optional_exits(self) -> frozenset[str]:
+        return frozenset((INVALID, TIMEOUT))
+
+    def valid(self, typed: str) -> bool:
+        low, high = self.params.get("min_length", 1), self.params.get("max_length", 20)
+        return (
+            typed.isascii()
+            and typed.isdigit()
+            and low <= len(typed) <= high
+            and (self._pattern is None or fully_matches(self._pattern, typed))
+        )
+
+    async def read(self, ctx: CallContext) -> str | None:
+        """The keys typed (without the terminator), None when the caller typed nothing."""
+        timeout_ms = self.params.get("timeout_ms", 5000)
+        terminator = self.params.get("terminator", "#")
+        high = self.params.get("max_length", 20)
+        key = await read_key(ctx.channel, self.params["prompt"], timeout_ms)
+        if key is None:
+            return None
+        typed = ""
+        while key is not None and key != terminator:
+            typed += key
+            if len(typed) >= high:
+                break
+            key = await wait_digit(ctx.channel, timeout_ms)
+        return typed
+
+    async def run(self, ctx: CallContext) -> str:
+        variable = self.params["variable"]
+
+        async def attempt() -> str:
+            typed = await self.read(ctx)
+            if typed is None:
+                return TIMEOUT
+            if not self.valid(typed):
+                return INVALID
+            ctx.set(variable, typed)
+            await export_variable(ctx, variable)
+            return OK
+
+        return await with_retries(
+            ctx.channel,
+            attempt,
+            max_attempts=self.params.get("max_attempts", 3),
+            retry_prompts={
+                TIMEOUT: self.params.get("timeout_prompt"),
+                INVALID: self.params.get("invalid_prompt"),
+            },
+        )
+
+
+translations = {
+    "fr": {
+        "Collect digits": "Saisie de chiffres",
+        "Ask the caller to type a number and store it in a variable.": (
+            "Demande à l'appelant de taper un numéro et l'enregistre dans une variable."
+        ),
+        "Prompt": "Message",
+        "Variable": "Variable",
+        "Fewest digits": "Nombre minimal de chiffres",
+        "Most digits": "Nombre maximal de chiffres",
+        "Key that ends the input": "Touche de fin de saisie",
+        "Wait for each key (milliseconds)": "Attente de chaque touche (millisecondes)",
+        "Regular expression the whole input must match": (
+            "Expression régulière à laquelle toute la saisie doit correspondre"
+        ),
+        "Attempts": "Essais",
+        "Prompt after invalid input": "Message après une saisie invalide",
+        "Prompt after no input": "Message après une absence de saisie",
+        "Valid input": "Saisie valide",
+        "Invalid input": "Saisie invalide",
+        "No input": "Aucune saisie",
+    }
+}
+
+
+@callcore.hookimpl
+def register_ivr_nodes(registry: NodeRegistry) -> None:
+    registry.add(CollectNode)

@@ -1,0 +1,299 @@
+"""The nodes that talk with the caller — play, menu, collect — on simulated calls through the
+real FastAGI server.
+
+Every prompt lasts the simulated caller's default 1 s unless ``media`` says otherwise, and the
+clock runs at 50×. Each flow wires every exit of the node under test to a hangup node named
+``on_<exit>``, so the call's path tells which exit was taken.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+from _ivr_db import graph
+
+from callcore.ivr import Outcome
+from callcore.sim.agi_channel import Caller, CallRecord, Press, PressDuring
+from callcore.sim.ivr_fixtures import IvrRun
+
+KEYS = "0123456789*#"
+
+
+def single(node_type: str, params: Mapping[str, Any], exits: Iterable[str]) -> dict[str, Any]:
+    """A flow of one node under test, ``n``, each exit leading to a hangup node ``on_<exit>``."""
+    exits = list(exits)
+    return graph(
+        "n",
+        [("n", node_type, params), *((f"on_{e}", "hangup", {}) for e in exits)],
+        [("n", e, f"on_{e}") for e in exits],
+    )
+
+
+def commands(record: CallRecord) -> list[tuple[str, ...]]:
+    """The commands the node sent: everything but the hangup node's HANGUP at the end."""
+    return [c for c in record.commands if c != ("HANGUP",)]
+
+
+def stream(sound: str, escape: str = "") -> tuple[str, ...]:
+    return ("STREAM", "FILE", sound, escape)
+
+
+def wait(timeout_ms: int = 5000) -> tuple[str, ...]:
+    return ("WAIT", "FOR", "DIGIT", str(timeout_ms))
+
+
+# -- play ------------------------------------------------------------------------------------
+
+
+async def test_play_plays_its_sound_to_the_end_and_goes_on(ivr_call) -> None:
+    caller = Caller(media={"hello-world": 2.0}, dtmf=(PressDuring("hello-world", "5"),))
+    run: IvrRun = await ivr_call(single("play", {"sound": "hello-world"}, ["next"]), caller)
+    assert run.result.path == ("n", "on_next")
+    assert run.result.outcome is Outcome.COMPLETED
+    assert commands(run.record) == [stream("hello-world")]
+    assert run.record.replies[0] == b"200 result=0 endpos=16000\n"  # the key did not cut it
+    assert "last_digit" not in run.context.variables
+
+
+async def test_an_interruptible_play_stops_at_a_key_and_keeps_it(ivr_call) -> None:
+    caller = Caller(media={"callcore/welcome": 3.0}, dtmf=(PressDuring("callcore/welcome", "#"),))
+    flow = single("play", {"sound": "callcore/welcome", "interruptible": True}, ["next"])
+    run: IvrRun = await ivr_call(flow, caller)
+    assert commands(run.record) == [stream("callcore/welcome", KEYS)]
+    assert run.record.replies[0] == b"200 result=35 endpos=4000\n"
+    assert run.context.variables["last_digit"] == "#"
+    assert run.record.duration < 1.0
+
+
+async def test_an_interruptible_play_heard_to_the_end_clears_last_digit(ivr_call) -> None:
+    flow = single("play", {"sound": "beep", "interruptible": True}, ["next"])
+    run: IvrRun = await ivr_call(flow, Caller(), variables={"last_digit": "3"})
+    assert run.context.variables["last_digit"] == ""
+
+
+async def test_play_in_another_language_puts_the_channel_language_back(ivr_call) -> None:
+    flow = single("play", {"sound": "hello-world", "language": "fr"}, ["next"])
+    run: IvrRun = await ivr_call(flow, Caller(), language="en")
+    assert commands(run.record) == [
+        ("GET", "VARIABLE", "CHANNEL(language)"),
+        ("SET", "VARIABLE", "CHANNEL(language)", "fr"),
+        stream("hello-world"),
+        ("SET", "VARIABLE", "CHANNEL(language)", "en"),
+    ]
+    assert run.record.variables["CHANNEL(language)"] == "en"
+
+
+async def test_a_missing_sound_is_logged_and_the_flow_goes_on(ivr_call, caplog) -> None:
+    caplog.set_level(logging.WARNING, "callcore.ivr")
+    caller = Caller(missing={"callcore/not-uploaded"})
+    run: IvrRun = await ivr_call(
+        single("play", {"sound": "callcore/not-uploaded"}, ["next"]), caller
+    )
+    assert run.result.path == ("n", "on_next")
+    assert run.result.outcome is Outcome.COMPLETED
+    assert commands(run.record) == [stream("callcore/not-uploaded"), ("CHANNEL", "STATUS")]
+    assert "could not play 'callcore/not-uploaded'" in caplog.text
+
+
+@pytest.mark.parametrize("sighup", [True, False], ids=["hangup-line", "agisighup-no"])
+async def test_a_caller_hanging_up_during_the_prompt_ends_the_call_at_play(
+    ivr_call, sighup: bool
+) -> None:
+    caller = Caller(media={"hello-world": 3.0}, hangup_at=1.0, sighup=sighup)
+    run: IvrRun = await ivr_call(single("play", {"sound": "hello-world"}, ["next"]), caller)
+    assert run.result.outcome is Outcome.HANGUP
+    assert run.result.last_node == "n"
+    assert run.result.path == ("n",)
+    assert run.record.ended_by == "hangup"
+
+
+# -- menu ------------------------------------------------------------------------------------
+
+MENU = {"prompt": "menu-prompt", "options": ["1", "2", "*", "#"]}
+MENU_EXITS = ["digit_1", "digit_2", "digit_star", "digit_hash", "timeout", "invalid"]
+
+
+@pytest.mark.parametrize(
+    ("key", "exit_name"),
+    [("1", "digit_1"), ("2", "digit_2"), ("*", "digit_star"), ("#", "digit_hash")],
+)
+async def test_a_key_pressed_during_the_prompt_takes_its_exit(
+    ivr_call, key: str, exit_name: str
+) -> None:
+    caller = Caller(dtmf=(PressDuring("menu-prompt", key),))
+    run: IvrRun = await ivr_call(single("menu", MENU, MENU_EXITS), caller)
+    assert run.result.path == ("n", f"on_{exit_name}")
+    assert run.context.variables["menu_choice"] == key
+    assert commands(run.record) == [stream("menu-prompt", KEYS)]
+
+
+async def test_a_key_pressed_after_the_prompt_is_waited_for(ivr_call) -> None:
+    caller = Caller(dtmf=(Press("2", at=3.0),))
+    flow = single("menu", {**MENU, "timeout_ms": 4000}, MENU_EXITS)
+    run: IvrRun = await ivr_call(flow, caller)
+    assert run.result.path == ("n", "on_digit_2")
+    assert commands(run.record) == [stream("menu-prompt", KEYS), wait(4000)]
+    assert run.record.replies[1] == b"200 result=50\n"
+
+
+async def test_a_wrong_key_plays_the_invalid_prompt_and_asks_again(ivr_call) -> None:
+    # the prompt plays 0-1 s, 9 at 0.5 s; "invalid" 0.5-1.5 s; the prompt again from 1.5 s
+    caller = Caller(dtmf=(PressDuring("menu-prompt", "9"), Press("1", at=2.0)))
+    flow = single("menu", {**MENU, "invalid_prompt": "invalid"}, MENU_EXITS)
+    run: IvrRun = await ivr_call(flow, caller)
+    assert run.result.path == ("n", "on_digit_1")
+    assert commands(run.record) == [
+        stream("menu-prompt", KEYS),
+        stream("invalid"),
+        stream("menu-prompt", KEYS),
+    ]
+    assert run.context.variables["menu_choice"] == "1"
+
+
+async def test_silence_retries_with_the_timeout_prompt_then_takes_timeout(ivr_call) -> None:
+    params = {**MENU, "timeout_ms": 2000, "max_attempts": 2, "timeout_prompt": "no-answer"}
+    run: IvrRun = await ivr_call(single("menu", params, MENU_EXITS), Caller())
+    assert run.result.path == ("n", "on_timeout")
+    assert commands(run.record) == [
+        stream("menu-prompt", KEYS),
+        wait(2000),
+        stream("no-answer"),  # before the second attempt only, not after the last
+        stream("menu-prompt", KEYS),
+        wait(2000),
+    ]
+    assert "menu_choice" not in run.context.variables
+    assert 7.0 <= run.record.duration < 8.0
+
+
+async def test_the_last_attempt_says_which_exit_wrong_key_after_silence(ivr_call) -> None:
+    # attempt 1: silence (prompt 0-1 s, wait to 2 s); attempt 2: 7 during the prompt (2-3 s)
+    caller = Caller(dtmf=(Press("7", at=2.5),))
+    params = {**MENU, "timeout_ms": 1000, "max_attempts": 2}
+    run: IvrRun = await ivr_call(single("menu", params, MENU_EXITS), caller)
+    assert run.result.path == ("n", "on_invalid")
+
+
+async def test_the_last_attempt_says_which_exit_silence_after_wrong_key(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("menu-prompt", "7"),))
+    params = {**MENU, "timeout_ms": 1000, "max_attempts": 2}
+    run: IvrRun = await ivr_call(single("menu", params, MENU_EXITS), caller)
+    assert run.result.path == ("n", "on_timeout")
+
+
+async def test_an_unconnected_timeout_exit_ends_the_call_at_the_menu(ivr_call) -> None:
+    params = {"prompt": "menu-prompt", "options": ["1"], "timeout_ms": 1000, "max_attempts": 1}
+    run: IvrRun = await ivr_call(single("menu", params, ["digit_1"]), Caller())
+    assert run.result.outcome is Outcome.COMPLETED
+    assert run.result.path == ("n",)
+    assert run.result.last_node == "n"
+
+
+@pytest.mark.parametrize("sighup", [True, False], ids=["hangup-line", "agisighup-no"])
+async def test_a_hang_up_while_the_menu_waits_ends_the_call_at_the_menu(
+    ivr_call, sighup: bool
+) -> None:
+    caller = Caller(hangup_at=2.0, sighup=sighup)
+    run: IvrRun = await ivr_call(single("menu", MENU, MENU_EXITS), caller)
+    assert run.result.outcome is Outcome.HANGUP
+    assert run.result.last_node == "n"
+    assert commands(run.record)[:2] == [stream("menu-prompt", KEYS), wait()]
+
+
+# -- collect ---------------------------------------------------------------------------------
+
+COLLECT = {"prompt": "enter-account", "variable": "account", "min_length": 4, "max_length": 8}
+COLLECT_EXITS = ["ok", "invalid", "timeout"]
+
+
+async def test_digits_ended_with_pound_are_stored_in_the_flow_and_on_the_channel(
+    ivr_call,
+) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "12345#"),))
+    run: IvrRun = await ivr_call(single("collect", COLLECT, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_ok")
+    assert run.context.variables["account"] == "12345"
+    assert run.record.variables["CALLCORE_ACCOUNT"] == "12345"
+    assert commands(run.record) == [
+        stream("enter-account", KEYS),
+        *[wait()] * 5,
+        ("SET", "VARIABLE", "CALLCORE_ACCOUNT", "12345"),
+    ]
+
+
+async def test_input_stops_at_the_most_digits_without_a_terminator(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "1234567890"),))
+    run: IvrRun = await ivr_call(single("collect", COLLECT, COLLECT_EXITS), caller)
+    assert run.context.variables["account"] == "12345678"
+    assert commands(run.record).count(wait()) == 7  # the first key interrupted the prompt
+
+
+async def test_input_ends_when_the_caller_stops_typing(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "4321"),))
+    params = {**COLLECT, "timeout_ms": 2000}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_ok")
+    assert run.context.variables["account"] == "4321"
+    assert run.record.replies[4] == b"200 result=0\n"  # the wait after the last key timed out
+
+
+async def test_too_short_input_is_retried_with_the_invalid_prompt(ivr_call) -> None:
+    # 12# during the first prompt (0.5-1 s); "invalid" 1-2 s; the prompt again 2-3 s
+    caller = Caller(dtmf=(PressDuring("enter-account", "12#"), Press("9876#", at=2.5)))
+    params = {**COLLECT, "invalid_prompt": "invalid"}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_ok")
+    assert run.context.variables["account"] == "9876"
+    assert stream("invalid") in commands(run.record)
+
+
+async def test_input_that_fails_the_validation_takes_invalid_after_the_attempts(
+    ivr_call,
+) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "5555#"), Press("5678#", at=2.5)))
+    params = {**COLLECT, "validation": "^1[0-9]{3}$", "max_attempts": 2}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_invalid")
+    assert "account" not in run.context.variables
+    assert "CALLCORE_ACCOUNT" not in run.record.variables
+
+
+async def test_a_star_is_not_a_digit_unless_it_ends_the_input(ivr_call) -> None:
+    star_ends = {**COLLECT, "terminator": "*"}
+    caller = Caller(dtmf=(PressDuring("enter-account", "2468*"),))
+    run: IvrRun = await ivr_call(single("collect", star_ends, COLLECT_EXITS), caller)
+    assert run.context.variables["account"] == "2468"
+
+    caller = Caller(dtmf=(PressDuring("enter-account", "24*68#"),))
+    run = await ivr_call(single("collect", {**COLLECT, "max_attempts": 1}, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_invalid")
+
+
+async def test_with_no_terminator_pound_is_part_of_the_input(ivr_call) -> None:
+    no_end = {**COLLECT, "terminator": "none", "max_attempts": 1, "timeout_ms": 1000}
+    caller = Caller(dtmf=(PressDuring("enter-account", "1234#"),))
+    run: IvrRun = await ivr_call(single("collect", no_end, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_invalid")  # "1234#" is not only digits
+
+
+async def test_silence_takes_timeout_after_the_timeout_prompt(ivr_call) -> None:
+    params = {**COLLECT, "timeout_ms": 1000, "max_attempts": 2, "timeout_prompt": "no-answer"}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), Caller())
+    assert run.result.path == ("n", "on_timeout")
+    assert commands(run.record) == [
+        stream("enter-account", KEYS),
+        wait(1000),
+        stream("no-answer"),
+        stream("enter-account", KEYS),
+        wait(1000),
+    ]
+
+
+async def test_a_hang_up_while_typing_ends_the_call_at_collect(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "12"),), hangup_at=1.5)
+    run: IvrRun = await ivr_call(single("collect", COLLECT, COLLECT_EXITS), caller)
+    assert run.result.outcome is Outcome.HANGUP
+    assert run.result.last_node == "n"
+    assert "account" not in run.context.variables
