@@ -6,8 +6,9 @@ its own sounds directory (``Settings.sounds_dir``), which Asterisk's sounds dire
 (docs/ivr.md, "Uploaded audio"). Every upload is converted — whatever came in (WAV, MP3, OGG,
 FLAC…) — to 8 kHz mono 16-bit signed PCM WAV, the format telephony channels use, so Asterisk
 never transcodes it per call. SoX runs as a subprocess (the event loop keeps serving), its
-output goes to a temporary file in the target directory and is renamed over the final name only
-once complete, so a call never plays half a file and a failure leaves nothing behind.
+output goes to a private work directory on the same filesystem and is renamed over the final
+name only once complete (one atomic rename), so a call never plays half a file and a failure
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -71,23 +72,27 @@ def file_path(sounds_dir: Path, language: str, name: str) -> Path:
     return sounds_dir / f"{relative_path(language, name)}.wav"
 
 
-def _sox_error(stderr: bytes) -> str:
+def _sox_error(stderr: bytes, *paths: Path) -> str:
+    """SoX's own words, with this server's paths reduced to file names."""
     text = stderr.decode("utf-8", "replace").strip()
+    for path in paths:
+        text = text.replace(str(path), path.name)
     lines = [_SOX_MESSAGE.sub("", line).strip() for line in text.splitlines() if line.strip()]
     return "; ".join(lines[-2:]) or "sox could not read it"
 
 
 async def convert(
-    source: Path, target_dir: Path, *, timeout_s: float = CONVERT_TIMEOUT_S
+    source: Path, work_dir: Path, *, timeout_s: float = CONVERT_TIMEOUT_S
 ) -> Converted:
-    """Convert ``source`` to a temporary 8 kHz mono 16-bit WAV in ``target_dir``.
+    """Convert ``source`` to an 8 kHz mono 16-bit WAV in ``work_dir`` (an existing directory
+    on the filesystem of the sounds directory, so :func:`install` is one rename).
 
     Raises :class:`AudioError` naming what SoX found wrong (nothing is left behind), or
     :class:`SoxMissing`.
     """
     if not sox_available():
         raise SoxMissing("SoX is not installed on this server (apt-get install sox)")
-    target = await asyncio.to_thread(_temporary_wav, target_dir)
+    target = await asyncio.to_thread(_temporary_wav, work_dir)
     try:
         process = await asyncio.create_subprocess_exec(
             SOX,
@@ -111,7 +116,9 @@ async def convert(
             await process.wait()
             raise AudioError(f"converting it took longer than {timeout_s:g} s") from None
         if process.returncode != 0:
-            raise AudioError(f"not an audio file SoX can read: {_sox_error(stderr)}")
+            raise AudioError(
+                f"not an audio file SoX can read: {_sox_error(stderr, source, target)}"
+            )
         frames, size = await asyncio.to_thread(_inspect, target)
         if frames == 0:
             raise AudioError("it contains no sound (0 samples)")
@@ -122,7 +129,6 @@ async def convert(
 
 
 def _temporary_wav(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=".upload-", suffix=".wav", dir=directory)
     os.close(handle)
     return Path(name)
@@ -135,6 +141,6 @@ def _inspect(path: Path) -> tuple[int, int]:
 
 
 def install(converted: Converted, destination: Path) -> None:
-    """Move the converted file to its final name, atomically (same directory, one rename)."""
+    """Move the converted file to its final name, atomically (same filesystem, one rename)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     os.replace(converted.path, destination)

@@ -289,7 +289,6 @@ async def upload_audio_file(request: web.Request) -> web.Response:
     try:
         upload = await _receive(request, directory, max_bytes)
         _check(upload)
-        assert upload.file is not None
         name, language = upload.fields["name"], upload.fields["language"]
         return await _store(request, upload, name, language, settings.sounds_dir)
     finally:
@@ -312,7 +311,7 @@ async def _store(
         )
     destination = audio.file_path(sounds_dir, language, name)
     try:
-        converted = await audio.convert(upload.file, destination.parent)
+        converted = await audio.convert(upload.file, upload.file.parent)
     except audio.AudioError as error:
         raise _audio_refused(error, upload.original_name) from None
     installed = False
