@@ -9,6 +9,7 @@ error" (the body sent is usually incomplete, so 4xx validation answers are expec
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -34,7 +35,7 @@ class Rule:
     """Who may call a route (None: public) and how the test calls it."""
 
     roles: tuple[str, ...] | None
-    path: str | None = None  # the concrete path, for routes with placeholders
+    path: str | None = None  # what the placeholders of the route stand for
     json: Any = None
     form: dict[str, str] | None = None
     consumes_session: bool = False  # ends or rotates the caller's session: log in afresh
@@ -131,6 +132,30 @@ RULES: dict[tuple[str, str], Rule] = {
     # IVR flow pages: supervisors see flows read-only (the writes go through the API)
     ("GET", "/inbound/ivr-flows"): Rule(STAFF),
     ("GET", "/inbound/ivr-flows/{id}"): Rule(STAFF, path=MISSING_ID),
+    # IVR flows API: admins write, supervisors read (and validate, export, dry-run: no change)
+    ("GET", "/api/v1/ivr-flows"): Rule(STAFF),
+    ("POST", "/api/v1/ivr-flows"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/ivr-flows/{id}"): Rule(STAFF, path=MISSING_ID),
+    ("PUT", "/api/v1/ivr-flows/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("PATCH", "/api/v1/ivr-flows/{id}"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("DELETE", "/api/v1/ivr-flows/{id}"): Rule(ADMIN, path=MISSING_ID),
+    ("PUT", "/api/v1/ivr-flows/{id}/draft"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("POST", "/api/v1/ivr-flows/{id}/validate"): Rule(STAFF, path=MISSING_ID, json={}),
+    ("POST", "/api/v1/ivr-flows/{id}/publish"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("GET", "/api/v1/ivr-flows/{id}/versions"): Rule(STAFF, path=MISSING_ID),
+    ("GET", "/api/v1/ivr-flows/{id}/versions/{number}"): Rule(STAFF, path=MISSING_ID),
+    ("POST", "/api/v1/ivr-flows/{id}/rollback"): Rule(ADMIN, path=MISSING_ID, json={}),
+    ("GET", "/api/v1/ivr-flows/{id}/export"): Rule(STAFF, path=MISSING_ID),
+    ("POST", "/api/v1/ivr-flows/import"): Rule(ADMIN, json={}),
+    ("POST", "/api/v1/ivr-flows/{id}/dry-run"): Rule(STAFF, path=MISSING_ID, json={}),
+    ("GET", "/api/v1/ivr-nodes"): Rule(STAFF),
+    ("POST", "/api/v1/ivr-nodes/{name}/exits"): Rule(STAFF, path="nope", json={}),
+    ("GET", "/api/v1/ivr-emergency"): Rule(STAFF),
+    ("PUT", "/api/v1/ivr-emergency"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/audio-files"): Rule(STAFF),
+    ("POST", "/api/v1/audio-files"): Rule(ADMIN, json={}),
+    ("GET", "/api/v1/audio-files/{id}"): Rule(STAFF, path=MISSING_ID),
+    ("DELETE", "/api/v1/audio-files/{id}"): Rule(ADMIN, path=MISSING_ID),
     # Agent phones: admins write, supervisors read, an agent reads only their own phone (the
     # list is scoped, another id is a 404); voicemail boxes: admins write, supervisors read
     ("GET", "/api/v1/phones"): Rule(EVERYONE),
@@ -182,7 +207,8 @@ def _rule_of(method: str, template: str) -> Rule:
 
 
 def _url(template: str, rule: Rule) -> str:
-    return template if rule.path is None else template.replace("{id}", rule.path)
+    """The concrete path: every placeholder ({id}, {number}, {name}) is ``rule.path``."""
+    return template if rule.path is None else re.sub(r"\{\w+\}", rule.path, template)
 
 
 @pytest.fixture
