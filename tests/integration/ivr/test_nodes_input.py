@@ -3,21 +3,25 @@ real FastAGI server.
 
 Every prompt lasts the simulated caller's default 1 s unless ``media`` says otherwise, and the
 clock runs at 50×. Each flow wires every exit of the node under test to a hangup node named
-``on_<exit>``, so the call's path tells which exit was taken.
+``on_<exit>``, so the call's path tells which exit was taken. The last test runs the same
+nodes in the editor's dry run, on scripted keys instead of a call.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from _ivr_db import graph
 
 from callcore.ivr import Outcome
+from callcore.ivr.dry_run import dry_run
+from callcore.ivr.dry_services import DryServices
 from callcore.sim.agi_channel import Caller, CallRecord, Press, PressDuring
-from callcore.sim.ivr_fixtures import IvrRun
+from callcore.sim.ivr_fixtures import IvrRun, compiled, node_registry
 
 KEYS = "0123456789*#"
 
@@ -297,3 +301,40 @@ async def test_a_hang_up_while_typing_ends_the_call_at_collect(ivr_call) -> None
     assert run.result.outcome is Outcome.HANGUP
     assert run.result.last_node == "n"
     assert "account" not in run.context.variables
+
+
+# -- the editor's dry run ----------------------------------------------------------------------
+
+
+async def test_the_same_nodes_answer_a_dry_runs_scripted_keys() -> None:
+    flow = graph(
+        "hours",
+        [
+            ("hours", "calendar", {"hours": [{"days": [2], "start": "09:00", "end": "18:00"}]}),
+            ("menu", "menu", {"prompt": "menu-prompt", "options": ["1", "2"], "max_attempts": 2}),
+            ("account", "collect", {**COLLECT, "max_attempts": 2, "invalid_prompt": "invalid"}),
+            ("bye", "hangup", {}),
+        ],
+        [
+            ("hours", "open", "menu"),
+            ("hours", "closed", "bye"),
+            ("hours", "holiday", "bye"),
+            ("menu", "digit_1", "account"),
+            ("menu", "digit_2", "bye"),
+            ("account", "ok", "bye"),
+        ],
+    )
+    tuesday_10h = datetime(2025, 2, 4, 9, 0, tzinfo=UTC)
+    result = await dry_run(
+        compiled(flow, node_registry()),
+        services=DryServices(at=tuesday_10h),
+        digits=["9", "1", "12#", "5678#"],
+    )
+    assert [(s.node, s.exit) for s in result.path] == [
+        ("hours", "open"),
+        ("menu", "digit_1"),
+        ("account", "ok"),
+        ("bye", ""),
+    ]
+    assert result.variables == {"menu_choice": "1", "account": "5678"}
+    assert 'STREAM FILE invalid ""' in result.commands
