@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from callcore.ivr.context import CallContext
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
-EXIT_PATTERN = re.compile(r"[a-z0-9_]{1,63}")
 NEXT = "next"
 """The exit of nodes that simply go on."""
 END = ""

@@ -166,10 +166,12 @@ def test_serve_runs_web_and_fastagi_and_stops_cleanly_on_sigterm(cli_env):
         health = wait_for_health(f"http://127.0.0.1:{port}/healthz", process, 60)
         assert health["healthy"] is True
         assert health["agi"]["address"] == f"127.0.0.1:{agi_port}"
-        # No plugin serves this path yet: the dialplan is told so through CALLCORE_STATUS.
+        # The IVR serves every DID; with no flow at all the caller hears the fallback message.
         call = asyncio.run(run_agi_call(("127.0.0.1", agi_port), "inbound/+33123456789"))
-        assert call.variables["CALLCORE_STATUS"] == "NOROUTE"
-        assert call.agi_status == "SUCCESS"
+        assert call.commands == (("ANSWER",), ("STREAM", "FILE", "ss-noservice", ""), ("HANGUP",))
+        unknown = asyncio.run(run_agi_call(("127.0.0.1", agi_port), "nowhere/1"))
+        assert unknown.variables["CALLCORE_STATUS"] == "NOROUTE"
+        assert unknown.agi_status == "SUCCESS"
     finally:
         code, out, err = stop(process)
     assert code == 0, err
@@ -211,17 +213,18 @@ def test_demo_runs_on_the_embedded_database_with_no_database_configured():
         assert health["database"]["embedded"] is True
         assert health["database"]["server_version"].startswith("18")
         # The simulator is the PBX: callcore's AMI client is connected to it, and the first
-        # demo caller reaches the FastAGI server (no IVR route yet: NOROUTE, then hang-up).
+        # demo caller reaches the FastAGI server and runs the demo flow.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             health = wait_for_health(url, process, 10)
-            if health["ami"][0]["state"] == "ready" and health["agi"]["refused"] >= 1:
+            if health["ami"][0]["state"] == "ready" and health["agi"]["sessions_total"] >= 1:
                 break
             time.sleep(0.2)
         assert health["ami"] == [
             {"id": "sim", "address": health["ami"][0]["address"], "state": "ready"}
         ]
-        assert health["agi"]["refused"] >= 1  # NOROUTE, counted with the refused sessions
+        assert health["agi"]["sessions_total"] >= 1
+        assert health["agi"]["refused"] == 0  # every demo DID has a route: the IVR's
     finally:
         code, out, err = stop(process)
     assert code == 0, err

@@ -16,6 +16,7 @@ from callcore.plugin_manager import (
 )
 
 BUILTIN = "callcore.plugins.dispositions"
+BUILTINS = list(DEFAULT_PLUGINS)
 OTHER = DispositionGroup("other", "Other")
 
 
@@ -32,22 +33,28 @@ def write_distribution(root: Path, dist: str, entry_point: str, module: str, sou
     (root / f"{module}.py").write_text(source)
 
 
-def test_the_built_in_dispositions_load_through_the_hook():
+def test_the_built_ins_load_through_the_hooks_each_as_its_own_plugin():
     assert BUILTIN in DEFAULT_PLUGINS
     host = load_plugins(autoload=False)
 
-    [info] = host.list_plugins()
-    assert info.name == BUILTIN
-    assert info.source == "built-in"
-    assert info.version == callcore.__version__
-    assert info.kinds == ("dispositions",)
-    assert info.hooks == ("register_dispositions",)
+    infos = {info.name: info for info in host.list_plugins()}
+    assert list(infos) == BUILTINS
     assert host.failures == ()
+    assert {(i.source, i.version) for i in infos.values()} == {("built-in", callcore.__version__)}
+    assert infos[BUILTIN].kinds == ("dispositions",)
+    assert infos[BUILTIN].hooks == ("register_dispositions",)
+    assert infos["callcore.ivr.routes"].kinds == ("agi_routes",)
+    node_plugins = [name for name in BUILTINS if name.startswith("callcore.ivr_nodes.")]
+    assert node_plugins and all(infos[name].kinds == ("ivr_nodes",) for name in node_plugins)
 
     registry = host.dispositions()
     assert {entry.plugin for entry in registry.entries()} == {BUILTIN}
     assert registry.groups() == [(registry["busy"].group, BUILTIN)]
     assert registry["busy"].group.code == "system"
+    nodes = host.ivr_nodes()
+    assert {entry.plugin for entry in nodes.entries()} == set(node_plugins)
+    assert {"answer", "menu", "calendar", "queue", "hangup"} <= {node.name for node in nodes}
+    assert [r.pattern for r in host.agi_routes()] == ["inbound/{did}", "flow/{flow_id}"]
 
 
 def test_the_system_dispositions_have_the_flags_the_dialer_relies_on():
@@ -109,7 +116,7 @@ def test_the_environment_variable_disables_entry_points(monkeypatch):
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
     host = load_plugins()
 
-    assert names(host) == [BUILTIN]
+    assert names(host) == BUILTINS
     assert "appointment_set" not in host.dispositions()
 
 
@@ -125,7 +132,7 @@ def test_a_built_in_that_fails_to_import_is_reported_and_the_rest_load(tmp_path,
     assert failure.name == "callcore_test_broken_builtin"
     assert failure.during == "import"
     assert failure.message == "ImportError: libacme is not installed"
-    assert names(host) == [BUILTIN]
+    assert names(host) == BUILTINS
     assert "busy" in host.dispositions()
     assert host.dispositions().failed_plugins == {"callcore_test_broken_builtin"}
 
@@ -146,7 +153,7 @@ def test_an_entry_point_that_fails_to_import_is_reported_by_name(tmp_path, monke
     [failure] = host.failures
     assert (failure.name, failure.source, failure.during) == ("acme", "acme-broken", "import")
     assert "No module named acme_sdk" in failure.message
-    assert names(host) == [BUILTIN, "example"]
+    assert names(host) == [*BUILTINS, "example", "example_nodes"]
     assert {"busy", "appointment_set"} <= {d.code for d in host.dispositions()}
 
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
@@ -265,7 +272,7 @@ def test_a_misspelt_hook_is_caught_and_names_the_plugin_and_the_hook():
         "plugin 'misspelt' implements unknown hook 'register_disposition' "
         "(did you mean 'register_dispositions'?); hooks are listed in callcore.hookspecs"
     )
-    assert names(host) == [BUILTIN]
+    assert names(host) == BUILTINS
     assert "busy" in host.dispositions()
     assert host.dispositions().failed_plugins == {"misspelt"}
 
@@ -284,7 +291,7 @@ def test_a_hook_with_an_unknown_argument_is_refused_at_registration():
     [failure] = host.failures
     assert (failure.name, failure.during) == ("wrong_argument", "validation")
     assert "registery" in failure.message
-    assert names(host) == [BUILTIN]
+    assert names(host) == BUILTINS
 
 
 class ClaimsBusy:
