@@ -101,7 +101,8 @@ async def test_no_answer_waits_the_ring_timeout(ivr_call, sim_clock: Clock) -> N
         transfer_flow({"kind": "extension", "extension": "203", "timeout_s": 7}), simulator=PBX
     )
     assert run.result.path[-1] == "on_no_answer"
-    assert 7.0 <= sim_clock.monotonic() - started < 12.0
+    # the 7 s ring timeout, not the callee's 120 s of ringing (loose: 50x magnifies jitter)
+    assert 7.0 <= sim_clock.monotonic() - started < 60.0
 
 
 async def test_caller_hanging_up_while_it_rings_ends_the_call_in_the_transfer(ivr_call) -> None:
@@ -279,7 +280,8 @@ async def test_waiting_too_long_takes_timeout(ivr_call, sim_clock: Clock) -> Non
     )
     assert run.result.path[-1] == "on_timeout"
     assert run.record.variables["QUEUESTATUS"] == "TIMEOUT"
-    assert 10.0 <= sim_clock.monotonic() - started < 16.0
+    # the 10 s wait, then the attempt under way (loose: 50x magnifies jitter)
+    assert 10.0 <= sim_clock.monotonic() - started < 60.0
 
 
 async def test_a_queue_nobody_can_answer_takes_empty(ivr_call) -> None:
@@ -335,7 +337,7 @@ async def test_second_caller_hears_the_count_and_finds_the_queue_full(sim_clock:
     async with serving_agi_routes({"inbound/{did}": handler}, sim_clock) as server:
         config = SimConfig(agi_address=("127.0.0.1", server.port), queues=(tiny,))
         async with Simulator(config, clock=sim_clock) as sim:
-            first = await sim.inbound_call("100", Caller(number="5550001", hangup_at=20.0))
+            first = await sim.inbound_call("100", Caller(number="5550001", hangup_at=40.0))
             await asyncio.sleep(0.2)  # 10 simulated seconds: the first caller waits
             second = await sim.inbound_call("100", Caller(number="5550002"))
             second_record = await second.wait()

@@ -179,7 +179,7 @@ async def test_slow_api_takes_timeout(ivr_call, services, crm) -> None:
     )
     assert run.result.path == ("hook", "on_timeout")
     assert "n" not in run.context.variables
-    assert asyncio.get_running_loop().time() - started < 3.0
+    assert asyncio.get_running_loop().time() - started < 4.5  # not the 5 s the API takes
 
 
 async def test_header_that_would_hold_a_line_break_is_not_sent(ivr_call, crm) -> None:
