@@ -6,6 +6,8 @@ Debian's chromium driven by Playwright, and a running node with users to log in 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
+import attrs
+
 from callcore.db.users import create_user
 from callcore.runtime import Runtime, open_runtime
 from callcore.web.app import create_app
@@ -25,11 +27,19 @@ PASSWORD = "a long enough test password"
 
 @asynccontextmanager
 async def serving(
-    aiohttp_server, settings, users: Iterable[tuple[str, str]], language: str = "fr"
+    aiohttp_server,
+    settings,
+    users: Iterable[tuple[str, str]],
+    language: str = "fr",
+    *,
+    agi: bool = False,
 ) -> AsyncIterator[tuple[str, Runtime]]:
     """A node on a real socket with ``(username, role)`` users (password :data:`PASSWORD`);
-    yields its base URL (no trailing slash) and its runtime."""
-    async with open_runtime(settings) as runtime:
+    yields its base URL (no trailing slash) and its runtime. ``agi`` also starts its FastAGI
+    server, on a free port (``runtime.agi.port``), for calls from the simulator."""
+    if agi:
+        settings = attrs.evolve(settings, agi=attrs.evolve(settings.agi, enabled=True))
+    async with open_runtime(settings, agi_port=0 if agi else None) as runtime:
         async with runtime.database.pool.acquire() as conn:
             for username, role in users:
                 await create_user(

@@ -38,6 +38,14 @@ export class FlowCanvas extends EventTarget {
     this.editor.on("nodeMoved", () => this.changed());
     this.editor.on("nodeSelected", (dfId) => this.emit("select", this.nodes.get(String(dfId))));
     this.editor.on("nodeUnselected", () => this.emit("select", null));
+    if (readOnly) {
+      // Drawflow's view mode only pans: a click on a node still shows its settings.
+      container.addEventListener("click", (event) => {
+        const element = event.target.closest(".drawflow-node");
+        const record = element && this.nodes.get(element.id.slice("node-".length));
+        if (record) this.select(record);
+      });
+    }
   }
 
   emit(type, detail) {

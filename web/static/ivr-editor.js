@@ -29,7 +29,6 @@ const state = {
   problems: [],
   selected: null,
   form: null,
-  timer: null,
 };
 let canvas = null;
 
@@ -168,7 +167,6 @@ function showFieldProblems(record) {
 // --- the node panel ------------------------------------------------------------------------
 
 function renderPanel(record) {
-  clearTimeout(state.timer);
   state.selected = record;
   state.form = null;
   const panel = $("#ivr-panel");
@@ -243,17 +241,18 @@ function renderExits(record) {
     });
     return el("label", {}, info ? info.exitLabel(exit) : exit, select);
   });
+  const none = record.exitsPending ? strings.exits_pending : strings.no_exits;
   holder.replaceChildren(
     el("h3", { textContent: strings.exits }),
-    ...(rows.length ? rows : [el("p", { className: "ivr-help", textContent: strings.no_exits })]),
+    ...(rows.length ? rows : [el("p", { className: "ivr-help", textContent: none })]),
   );
 }
 
 function paramsEdited(record) {
   if (readOnly || state.selected !== record || !state.form) return;
   canvas.setParams(record, state.form.read());
-  clearTimeout(state.timer);
-  state.timer = setTimeout(() => refreshExits(record), PARAMS_DELAY_MS);
+  clearTimeout(record.timer); // a node's exits are asked for once its edits pause
+  record.timer = setTimeout(() => refreshExits(record), PARAMS_DELAY_MS);
 }
 
 async function refreshExits(record) {
@@ -262,6 +261,7 @@ async function refreshExits(record) {
     const exits = await exitsOf(record.type, params);
     if (record.params !== params || !canvas.nodes.has(record.dfId)) return; // edited again
     if (state.selected === record) state.form.clearErrors();
+    record.exitsPending = false;
     canvas.setExits(record, exits);
     renderExits(record);
   } catch (error) {
@@ -313,14 +313,14 @@ async function addNode(type, position) {
   const item = state.catalog.get(type);
   if (!item || readOnly) return;
   const params = defaults(item.params_schema);
-  let exits;
+  let exits = null;
   try {
     exits = await exitsOf(type, params);
   } catch (error) {
-    if (!(error instanceof ProblemError)) return;
-    exits = Object.keys(item.exit_labels || {}); // until its required settings are filled in
+    if (!(error instanceof ProblemError)) return; // its required settings are not filled in yet
   }
-  const record = canvas.addNode({ id: canvas.freshId(type), type, params, position }, exits);
+  const record = canvas.addNode({ id: canvas.freshId(type), type, params, position }, exits ?? []);
+  record.exitsPending = exits === null;
   canvas.select(record);
 }
 
@@ -367,13 +367,11 @@ async function drawGraph(graph) {
   setDirty(false);
 }
 
-/** The graph to edit: the draft, else the published version (the first edit makes a draft). */
+/** The graph to edit: the draft, else the published version (saving makes a new draft). */
 async function graphOf(flow) {
   if (flow.draft) return flow.draft.graph;
   if (flow.published_version == null) return EMPTY_GRAPH;
-  const versions = await fetchJSON(`${flowUrl}/versions`);
-  const published = versions.items.find((v) => v.version_number === flow.published_version);
-  return published?.graph ?? EMPTY_GRAPH;
+  return (await fetchJSON(`${flowUrl}/versions/${flow.published_version}`)).graph;
 }
 
 // --- toolbar actions -----------------------------------------------------------------------
@@ -456,15 +454,18 @@ async function openVersions() {
         textContent: strings.no_versions }));
       return;
     }
+    const lang = document.documentElement.lang;
     const rows = items.map((version) => {
-      const when = version.published_at || version.created_at || version.updated_at;
+      const when = version.published_at || version.created_at;
       const cells = [
         el("td", { textContent: format(strings.version, { number: version.version_number }) }),
         el("td", { textContent: strings.statuses[version.status] ?? version.status }),
-        el("td", { textContent: when ? new Date(when).toLocaleString(document.documentElement.lang) : "" }),
+        el("td", { textContent: when ? new Date(when).toLocaleString(lang) : "" }),
+        el("td", { textContent: version.created_by_username || "" }),
+        el("td", { textContent: version.note || "" }),
       ];
       const action = el("td");
-      if (!readOnly && version.status !== "draft") {
+      if (!readOnly && version.status === "archived") {
         const restore = el("button", { type: "button", className: "outline",
           textContent: strings.rollback, "data-testid": `rollback-${version.version_number}` });
         restore.addEventListener("click", () => rollback(version.version_number, restore));
@@ -478,14 +479,14 @@ async function openVersions() {
   }
 }
 
+/** Publish an archived version again (as a new version); the draft, if any, stays. */
 async function rollback(number, button) {
-  if (state.dirty && !window.confirm(strings.discard_changes)) return;
   await busy(button, async () => {
     try {
-      await write(`${flowUrl}/rollback`, { body: { version_number: number } });
+      const flow = await write(`${flowUrl}/rollback`, { body: { version_number: number } });
       $("#ivr-versions").close();
-      await reload();
-      say(format(strings.rolled_back, { number }));
+      showFlow(flow);
+      say(format(strings.rolled_back, { number, published: flow.published_version }));
     } catch (error) {
       if (error instanceof ProblemError && error.status !== 412) {
         say(error.problem.detail || strings.failed, "error");
@@ -509,10 +510,10 @@ async function testCall(form) {
     digits: String(data.get("digits") || "").split(/[\s,]+/).filter(Boolean),
     caller_id: String(data.get("caller_id") || ""),
     language: String(data.get("language") || document.documentElement.lang),
+    graph: canvas.graph(), // what is on the canvas, saved or not
   };
   if (data.get("did")) body.did = String(data.get("did"));
   if (data.get("at")) body.at = new Date(String(data.get("at"))).toISOString();
-  if (state.dirty && !(await saveDraft())) return;
   const result = $("#ivr-test-result");
   result.replaceChildren(el("p", { "aria-busy": "true", textContent: strings.loading }));
   try {
@@ -648,7 +649,9 @@ function bindToolbar() {
     busy(button, () => testCall(test));
   });
   window.addEventListener("beforeunload", (event) => {
-    if (state.dirty) event.preventDefault();
+    if (!state.dirty) return;
+    event.preventDefault();
+    event.returnValue = ""; // the browser asks before leaving unsaved changes
   });
 }
 

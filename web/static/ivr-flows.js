@@ -1,6 +1,6 @@
 // The IVR flows list page: rows from GET /api/v1/ivr-flows (page by page, with the loading,
 // empty and error states), a new flow (POST) and an import (POST .../import of an export
-// file); both open the new flow's editor. User data is only ever set as text.
+// file, renamed if asked); both open the new flow's editor. User data is only ever set as text.
 
 import { ProblemError, fetchJSON, showProblem } from "/static/callcore.js";
 
@@ -114,12 +114,18 @@ upload?.addEventListener("submit", (event) => {
   event.preventDefault();
   submit(upload, async () => {
     const file = upload.elements.file.files[0];
+    let exported;
     try {
-      return JSON.parse(await file.text());
+      exported = JSON.parse(await file.text());
     } catch {
+      exported = null;
+    }
+    if (typeof exported !== "object" || exported === null || Array.isArray(exported)) {
       showProblem(upload, { detail: strings.bad_file });
       return null;
     }
+    const name = upload.elements.name.value.trim();
+    return name ? { ...exported, name } : exported; // a taken name is refused: rename it here
   }, `${API}/import`);
 });
 

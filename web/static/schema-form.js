@@ -7,13 +7,15 @@
 //   form.showErrors([{ path: "options/1", message: "..." }]);
 //
 // Supported: string (enum, format date/time/uri), integer, number, boolean, arrays (a checkbox
-// set for unique enum items, else a list of items of any supported kind), objects with
-// properties, and maps (additionalProperties, keys checked against propertyNames.pattern),
-// nested as deep as the schema goes; anything else is edited as JSON text. Labels come from
+// set for unique enum items or unique integers of a small range, else a list of items of any
+// supported kind), objects with properties, and maps (additionalProperties, keys checked
+// against propertyNames.pattern), nested as deep as the schema goes; anything else is edited
+// as JSON text. Labels come from
 // the schema's title (already in the user's language), else the property name. Every value is
 // set through DOM properties, never as markup. Paths are params-relative ("options/1").
 
 let uniqueId = 0;
+const MAX_INTEGER_CHOICES = 31;
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -40,6 +42,15 @@ function kindOf(schema) {
 function choicesOf(schema) {
   if (Array.isArray(schema.enum)) return schema.enum.map((value) => [value, String(value)]);
   return schema.oneOf.map((option) => [option.const, option.title ?? String(option.const)]);
+}
+
+/** The values a checkbox set offers for unique items: an enum, or a few integers (days...). */
+function setChoices(items) {
+  if (kindOf(items) === "enum") return choicesOf(items);
+  const { minimum: low, maximum: high } = items;
+  if (kindOf(items) !== "integer" || low === undefined || high === undefined) return null;
+  if (high - low > MAX_INTEGER_CHOICES) return null;
+  return Array.from({ length: high - low + 1 }, (_, i) => [low + i, String(low + i)]);
 }
 
 function initial(schema) {
@@ -225,8 +236,9 @@ class SchemaForm {
     const items = schema.items || {};
     const box = el("fieldset", { className: "schema-array" },
       el("legend", { textContent: label }), hint);
-    if (kindOf(items) === "enum" && schema.uniqueItems) {
-      const boxes = choicesOf(items).map(([choice, text]) => {
+    const choices = schema.uniqueItems ? setChoices(items) : null;
+    if (choices) {
+      const boxes = choices.map(([choice, text]) => {
         const input = el("input", { type: "checkbox", name: path,
           checked: value.some((item) => JSON.stringify(item) === JSON.stringify(choice)) });
         input.choice = choice;
