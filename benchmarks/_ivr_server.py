@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import itertools
 import json
 import os
 import secrets
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +138,7 @@ async def backend_cpu(pool: asyncpg.Pool) -> dict[int, float]:
     return used
 
 
-async def serve(url: str, max_sessions: int) -> None:
+async def serve(url: str, max_sessions: int, profile: cProfile.Profile | None) -> None:
     webhook = Webhook()
     await webhook.start()
     plain = PlainIvr(webhook.url)
@@ -161,6 +163,8 @@ async def serve(url: str, max_sessions: int) -> None:
                 db_before = await backend_cpu(pool)
 
                 async def report() -> None:
+                    if profile is not None:
+                        profile.disable()
                     db_after = await backend_cpu(pool)
                     stats = {
                         "db_backend_cpu_s": round(
@@ -173,17 +177,19 @@ async def serve(url: str, max_sessions: int) -> None:
                     }
                     print(f"STATS {json.dumps(stats)}", flush=True)
 
+                if profile is not None:
+                    profile.enable()  # the calls only: not the start-up, not the report
                 await serve_until_stdin_closes(runtime.agi.port, report)
     finally:
         await webhook.close()
 
 
-async def main_async(max_sessions: int) -> None:
+async def main_async(max_sessions: int, profile: cProfile.Profile | None) -> None:
     admin_url = os.environ[SERVER_URL_ENV]
     name = f"callcore_ivrbench_{os.getpid()}_{secrets.token_hex(4)}"
     await execute(admin_url, f"CREATE DATABASE {name} {PRISTINE}")
     try:
-        await serve(with_database(admin_url, name), max_sessions)
+        await serve(with_database(admin_url, name), max_sessions, profile)
     finally:
         await execute(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -191,11 +197,16 @@ async def main_async(max_sessions: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-sessions", type=int, default=2000)
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics to this file")
     args = parser.parse_args()
     raise_fd_limit(args.max_sessions)
     if SERVER_URL_ENV not in os.environ:
         sys.exit(f"{SERVER_URL_ENV} must name the PostgreSQL server to create the database on")
-    run_node(main_async(args.max_sessions))
+    # CPU time, not wall time: on a shared 2-core machine wall time counts the neighbours' turns.
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    run_node(main_async(args.max_sessions, profile))
+    if profile is not None:
+        profile.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

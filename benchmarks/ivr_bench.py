@@ -96,8 +96,11 @@ def postgres_server() -> Iterator[tuple[str, str]]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def run_one(setup: str, scenario: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """One server process, one load-generator process, one scenario: the figures."""
+def run_one(
+    setup: str, scenario: Mapping[str, Any], seed: int, profile: Path | None = None
+) -> dict[str, Any]:
+    """One server process, one load-generator process, one scenario: the figures (and the
+    server's cProfile statistics in ``profile``, if given)."""
     concurrency = scenario["concurrency"]
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         log = Path(tmp) / "server.log"
@@ -106,6 +109,7 @@ def run_one(setup: str, scenario: Mapping[str, Any], seed: int) -> dict[str, Any
             str(HERE / "_ivr_server.py"),
             "--max-sessions",
             str(concurrency * 2),
+            *(("--profile", str(profile)) if profile else ()),
         ]
         with running_server(command, log) as (process, port):
             sampler = RssSampler(process.pid)
@@ -304,8 +308,9 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             # Alternate which set-up goes first, so neither always meets a cold (or warm) machine.
             order = list(SETUPS) if index % 2 == 0 else list(reversed(SETUPS))
             for setup in order:
+                profile = args.profile / f"{key}-{setup}.prof" if args.profile else None
                 figures = undisturbed_run(
-                    functools.partial(run_one, setup, scenario, args.seed), args
+                    functools.partial(run_one, setup, scenario, args.seed, profile), args
                 )
                 results.setdefault(key, {})[setup] = figures
                 brief = (
@@ -353,7 +358,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--attempts", type=int, help="most tries of a disturbed run (2; 1 with --quick)"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile each server process (cProfile: slower, figures not comparable) into DIR",
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     if args.attempts is None:
         args.attempts = 1 if args.quick else 2
     print(json.dumps(orchestrate(args), indent=2))
