@@ -61,7 +61,8 @@ class LiveServices:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            # no cookie jar: a cookie one call's webhook got must not ride along on the next's
+            self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
     async def http(

@@ -228,6 +228,11 @@ async def api(aiohttp_server) -> str:
             }
         )
 
+    async def cookie(request: web.Request) -> web.Response:
+        response = web.json_response({"cookies": dict(request.cookies)})
+        response.set_cookie("session", "caller-one")
+        return response
+
     async def status(request: web.Request) -> web.Response:
         return web.json_response({"error": "nope"}, status=int(request.match_info["code"]))
 
@@ -251,6 +256,7 @@ async def api(aiohttp_server) -> str:
 
     app = web.Application()
     app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/cookie", cookie)
     app.router.add_get("/status/{code}", status)
     app.router.add_get("/slow", slow)
     app.router.add_get("/big", big)
@@ -319,6 +325,16 @@ async def test_webhook_to_a_closed_port_is_an_error(services: LiveServices) -> N
         "GET", f"http://127.0.0.1:{port}/", body=None, headers={}, timeout_s=2
     )
     assert result.outcome == "error" and result.status is None
+
+
+async def test_no_cookie_is_carried_from_one_webhook_call_to_the_next(
+    services: LiveServices, api: str
+) -> None:
+    # by name: a default cookie jar would ignore cookies from a bare IP address anyway
+    url = api.replace("127.0.0.1", "localhost") + "/cookie"
+    for _ in range(2):
+        result = await services.http("GET", url, body=None, headers={}, timeout_s=5)
+        assert result.data == {"cookies": {}}
 
 
 async def test_one_http_session_is_shared_and_closed(services: LiveServices, api: str) -> None:
