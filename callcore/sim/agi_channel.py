@@ -195,6 +195,9 @@ class AGIChannel:
         self.ended_by = "server"
         self._start = 0.0
         self._pending: list[tuple[float, str]] = []
+        self._heard_until: float | None = None
+        """Within a command, the scripted moment the channel last heard from the caller: it
+        listens on from there (None between commands, when keys pressed are lost)."""
         self._waiting_prompts = [p for p in self.caller.dtmf if isinstance(p, PressDuring)]
         for press in self.caller.dtmf:
             if isinstance(press, Press):
@@ -318,6 +321,7 @@ class AGIChannel:
                 if self.observer is not None:
                     self.observer.command_started(line)
                 self._busy = True
+                self._heard_until = None
                 try:
                     reply = await self._execute(words)
                 except _ServerGone:
@@ -454,11 +458,19 @@ class AGIChannel:
         """Wait until ``until`` for a digit in ``accept``.
 
         Returns ``("digit", d, t)``, ``("hangup", None, t)`` or ``("timeout", None, until)``
-        with ``t`` the scripted moment it happened. Digits pressed before now were lost while
-        idle; digits outside ``accept`` are heard and ignored.
+        with ``t`` the scripted moment it happened. Digits pressed before the command started
+        were lost while idle; within a command (GET DATA's keys after its prompt), listening
+        goes on from the last moment heard, so the simulator's own delays lose no key, as
+        Asterisk's never do; digits outside ``accept`` are heard and ignored.
         """
         now = self.now()
-        self._pending = [(t, d) for t, d in self._pending if t >= now]
+        since = now if self._heard_until is None else min(self._heard_until, now)
+        self._pending = [(t, d) for t, d in self._pending if t >= since]
+        outcome, digit, at = await self._next_event(until, accept)
+        self._heard_until = at
+        return outcome, digit, at
+
+    async def _next_event(self, until: float, accept: str) -> tuple[str, str | None, float]:
         while True:
             first = self._pending[0][0] if self._pending else math.inf
             if self._hangup_at <= min(first, until) and not self.dead:
