@@ -1,18 +1,22 @@
 """Collect: read a number the caller types (an account, a PIN, a date), check it, store it.
 
-The prompt plays interruptible by any key; then each key is awaited for ``timeout_ms``. Input
-ends with the terminator key (``#`` by default; ``none`` for no terminator), when
-``max_length`` keys are in, or when the caller stops typing. It is valid when it is only digits
-0-9, between ``min_length`` and ``max_length`` long, and fully matches ``validation`` (a regular
-expression, bounded as :mod:`callcore.ivr.patterns` says) if one is given. A valid input goes to
-the flow variable ``variable`` and to the channel variable ``CALLCORE_<VARIABLE>`` (for the
-dialplan after the IVR), and the node takes ``ok``. Silence or invalid input is a failed
-attempt, retried like the menu's: after ``max_attempts`` the node takes ``timeout`` (nothing
-typed on the last attempt) or ``invalid``; both may stay unconnected (the call then ends).
+The prompt plays and the caller types over it (Asterisk's GET DATA): input ends with ``#``,
+when ``max_length`` keys are in, or when the caller stops typing for ``timeout_ms``. GET DATA
+keeps every key in Asterisk, so none is lost between two commands however fast the caller
+types; ``#`` is its terminator, fixed. The input is valid when it is only digits 0-9 (a ``*``
+makes it invalid), between ``min_length`` and ``max_length`` long, and fully matches
+``validation`` (a regular expression, bounded as :mod:`callcore.ivr.patterns` says) if one is
+given. A valid input goes to the flow variable ``variable`` and to the channel variable
+``CALLCORE_<VARIABLE>`` (for the dialplan after the IVR), and the node takes ``ok``.
+
+Silence (or a missing prompt file, logged) or invalid input is a failed attempt, retried like
+the menu's: after ``max_attempts`` the node takes ``timeout`` (nothing typed on the last
+attempt) or ``invalid``; both may stay unconnected (the call then ends).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,9 +28,8 @@ from callcore.ivr.channel_io import (
     VARIABLE_PATTERN,
     attempts_schema,
     export_variable,
-    read_key,
+    raise_if_hung_up,
     sound_schema,
-    wait_digit,
     wait_schema,
     with_retries,
 )
@@ -37,8 +40,9 @@ from callcore.ivr.patterns import (
     pattern_problem,
 )
 
+logger = logging.getLogger("callcore.ivr")
+
 OK = "ok"
-NO_TERMINATOR = "none"
 MAX_DIGITS = 64
 
 
@@ -69,13 +73,7 @@ class CollectNode(Node):
                 "default": 20,
                 "title": "Most digits",
             },
-            "terminator": {
-                "type": "string",
-                "enum": ["#", "*", NO_TERMINATOR],
-                "default": "#",
-                "title": "Key that ends the input",
-            },
-            "timeout_ms": wait_schema("Wait for each key (milliseconds)"),
+            "timeout_ms": wait_schema("Wait for the keys (milliseconds)"),
             "validation": {
                 "type": "string",
                 "format": "regex",
@@ -121,20 +119,23 @@ class CollectNode(Node):
         )
 
     async def read(self, ctx: CallContext) -> str | None:
-        """The keys typed (without the terminator), None when the caller typed nothing."""
-        timeout_ms = self.params.get("timeout_ms", 5000)
-        terminator = self.params.get("terminator", "#")
-        high = self.params.get("max_length", 20)
-        key = await read_key(ctx.channel, self.params["prompt"], timeout_ms)
-        if key is None:
+        """The keys typed (without the ``#``), None when the caller typed nothing."""
+        prompt = self.params["prompt"]
+        result = await ctx.channel.get_data(
+            prompt, self.params.get("timeout_ms", 5000), self.params.get("max_length", 20)
+        )
+        if result.failed:
+            await raise_if_hung_up(ctx.channel)
+            logger.warning(
+                "IVR call %s: node %s could not play %r (missing sound file?)",
+                ctx.uniqueid,
+                self.id,
+                prompt,
+            )
             return None
-        typed = ""
-        while key is not None and key != terminator:
-            typed += key
-            if len(typed) >= high:
-                break
-            key = await wait_digit(ctx.channel, timeout_ms)
-        return typed
+        if not result.digits and result.timed_out:
+            return None
+        return result.digits
 
     async def run(self, ctx: CallContext) -> str:
         variable = self.params["variable"]
@@ -170,8 +171,7 @@ translations = {
         "Variable": "Variable",
         "Fewest digits": "Nombre minimal de chiffres",
         "Most digits": "Nombre maximal de chiffres",
-        "Key that ends the input": "Touche de fin de saisie",
-        "Wait for each key (milliseconds)": "Attente de chaque touche (millisecondes)",
+        "Wait for the keys (milliseconds)": "Attente de chaque touche (millisecondes)",
         "Regular expression the whole input must match": (
             "Expression régulière à laquelle toute la saisie doit correspondre"
         ),

@@ -1,13 +1,14 @@
 """What nodes that talk to the caller share: sound names, prompts, digits, retries, exports.
 
-A failed STREAM FILE or WAIT FOR DIGIT (``result=-1``) means either that something is wrong
-(a missing sound file) or that the caller hung up during the command — Asterisk answers the
-command first and sends the ``HANGUP`` line after it (agi-basic.txt). :func:`play` and
-:func:`wait_digit` tell the two apart by asking for the channel's status, a command that needs a
-live channel: on a dead one the session raises :class:`~callcore.agi.AGIHangup` (or Asterisk
-answers ``511``, :class:`~callcore.agi.AGIDeadChannel`, also an ``AGIHangup``). So a hang-up
-always reaches the engine as ``AGIHangup`` (outcome ``hangup`` at that node), whatever the
-order in which the reply and the ``HANGUP`` line arrive.
+A failed STREAM FILE, GET DATA or WAIT FOR DIGIT (``result=-1``) means either that something
+is wrong (a missing sound file) or that the caller hung up during the command — Asterisk
+answers the command first and sends the ``HANGUP`` line after it (agi-basic.txt).
+:func:`raise_if_hung_up` tells the two apart by asking for the channel's status, a command that
+needs a live channel: on a dead one the session raises :class:`~callcore.agi.AGIHangup` (or
+Asterisk answers ``511``, :class:`~callcore.agi.AGIDeadChannel`, also an ``AGIHangup``). So a
+hang-up always reaches the engine as ``AGIHangup`` (outcome ``hangup`` at that node), whatever
+the order in which the reply and the ``HANGUP`` line arrive; :func:`play` and
+:func:`wait_digit` do it for their commands.
 """
 
 from __future__ import annotations
@@ -64,18 +65,17 @@ def attempts_schema(title: str, default: int = 3) -> dict[str, Any]:
     return {"type": "integer", "minimum": 1, "maximum": 10, "default": default, "title": title}
 
 
-async def _hung_up_or_raise(channel: CallChannel, error: Exception | None = None) -> None:
-    """After a ``-1`` result: raise AGIHangup if the channel is gone, else ``error`` if given."""
+async def raise_if_hung_up(channel: CallChannel) -> None:
+    """After a ``-1`` result: raise AGIHangup if the caller is gone, else return (the command
+    failed for another reason, such as a missing sound file)."""
     await channel.channel_status()  # live-only: raises AGIHangup on a dead channel
-    if error is not None:
-        raise error
 
 
 async def play(channel: CallChannel, sound: str, escape_digits: str = "") -> StreamResult:
     """Play ``sound``; a failed result that comes back means the file is missing."""
     result = await channel.stream_file(sound, escape_digits)
     if result.failed:
-        await _hung_up_or_raise(channel)
+        await raise_if_hung_up(channel)
     return result
 
 
@@ -83,8 +83,8 @@ async def wait_digit(channel: CallChannel, timeout_ms: int) -> str | None:
     """The key pressed within ``timeout_ms``, None on timeout; AGIHangup if the caller left."""
     try:
         return await channel.wait_for_digit(timeout_ms)
-    except AGICommandFailed as exc:
-        await _hung_up_or_raise(channel, exc)
+    except AGICommandFailed:
+        await raise_if_hung_up(channel)
         raise
 
 
