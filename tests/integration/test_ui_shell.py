@@ -200,9 +200,9 @@ async def test_navigation_shows_only_what_the_role_may_open(aiohttp_client, runt
     assert 'data-testid="nav-monitoring"' in html
     assert '<a href="/" aria-current="page">État du service</a>' in html
     assert "nav-console" not in html and "/console" not in html
-    for present in ("nav-agents", "nav-settings"):
+    for present in ("nav-agents", "nav-inbound", "nav-settings"):
         assert present in html  # sections whose pages exist
-    for absent in ("nav-supervision", "nav-reporting", "nav-outbound", "nav-inbound"):
+    for absent in ("nav-supervision", "nav-reporting", "nav-outbound"):
         assert absent not in html  # no section without a page in it
 
     await client.post("/logout", data={"csrf_token": cookie(client, "callcore_csrf")})

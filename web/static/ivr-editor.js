@@ -61,7 +61,8 @@ function etagOf(meta, flow) {
 function describe(type) {
   const item = state.catalog.get(type);
   if (!item) return null;
-  return { label: item.label, exitLabel: (exit) => item.exit_labels?.[exit] ?? exit };
+  const label = (exit) => item.exit_labels?.[exit] ?? strings.exit_names[exit] ?? exit;
+  return { label: item.label, exitLabel: label };
 }
 
 /** A params-relative path from an API field ("/params/options/1", "params/x", "params"). */
