@@ -259,16 +259,19 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
             )
         }
         | {
-            "engine_transition_p99_ms_worst": run.get("server", {}).get(
-                "engine_transition_p99_ms_worst"
-            ),
-            "engine_call_ms": run.get("server", {}).get("engine_call_ms"),
+            key: run.get("server", {}).get(key)
+            for key in (
+                "engine_transition_p99_ms_worst",
+                "engine_transition_cpu_p99_ms_worst",
+                "engine_call_ms",
+            )
         }
         for setup, run in (("engine", engine_paced), ("plain", plain_paced))
         if run
     }
     every_run = [run for by_setup in results.values() for run in by_setup.values()]
     worst_node = engine_server.get("engine_transition_p99_ms_worst")
+    worst_node_cpu = engine_server.get("engine_transition_cpu_p99_ms_worst")
     paced_p99 = engine_paced.get("turnaround_p99_ms")
     return {
         "ratio_vs_baseline": min(ratios) if ratios else None,
@@ -279,6 +282,7 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
             for key in (
                 "engine_per_transition",
                 "engine_transition_p99_ms_worst",
+                "engine_transition_cpu_p99_ms_worst",
                 "engine_node_p99_ms_worst",
                 "engine_per_node_call_average_ms",
                 "webhook_ms",
@@ -290,6 +294,11 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
             "engine_lt_1ms_per_node_p99": None
             if worst_node is None
             else worst_node < ENGINE_NODE_P99_TARGET_MS,
+            # The same in the server thread's CPU time: what the engine costs whoever else
+            # shares the machine (a disturbed run fails the wall-time reading first).
+            "engine_lt_1ms_per_node_p99_cpu": None
+            if worst_node_cpu is None
+            else worst_node_cpu < ENGINE_NODE_P99_TARGET_MS,
             "paced_turnaround_p99_lt_5ms": None
             if paced_p99 is None
             else paced_p99 < PACED_P99_TARGET_MS,
