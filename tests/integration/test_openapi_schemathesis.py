@@ -32,6 +32,14 @@ expected-statuses = [428]
 [[operations]]
 include-name = "POST /api/v1/voicemail-boxes"
 phases.coverage.enabled = false
+
+# /api/v1/ivr-flows/import is a sibling of the flows' /{id} routes, whose id segment matches any
+# text: PUT, PATCH, DELETE and GET on it reach those and answer as for an id that is not a number
+# (422 for the body, else 404), not 405: no undeclared methods are sent there. Every check still
+# runs on the import itself.
+[[operations]]
+include-name = "POST /api/v1/ivr-flows/import"
+phases.coverage.unexpected-methods = []
 """
 EXAMPLES_PER_OPERATION = 12
 
