@@ -40,10 +40,14 @@ messages: install
 	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --project=callcore --version=$$($(BIN)/python -c 'import callcore; print(callcore.__version__)') --copyright-holder="callcore contributors" --no-location --sort-output -o build/messages.pot web
 	$(BIN)/pybabel -q update -i build/messages.pot -d web/locale -D messages --ignore-obsolete --no-fuzzy-matching
 
-# Debian packages the browser tests need; installed only when missing.
+# Debian packages the tests need (chromium for the browser tests, SoX to convert uploaded
+# prompts); installed only when missing.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	@command -v sox >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		sox libsox-fmt-mp3; }
 
 lint: install
 	$(BIN)/ruff check .
