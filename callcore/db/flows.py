@@ -311,12 +311,3 @@ async def set_emergency(conn: asyncpg.Connection, mode: str, message: str) -> No
         EMERGENCY_SETTING,
         {"mode": mode, "message": message},
     )
-
-
-async def agent_endpoints(conn: asyncpg.Connection) -> dict[int, str]:
-    """User id -> dial string of the active phone assigned to them (for dry runs)."""
-    rows = await conn.fetch(
-        "SELECT a.user_id, 'PJSIP/' || p.endpoint AS dial FROM phone_assignments a "
-        "JOIN phones p ON p.id = a.phone_id WHERE p.active"
-    )
-    return {row["user_id"]: row["dial"] for row in rows}

@@ -167,6 +167,32 @@ async def test_dialling_a_queue_is_an_effect_with_the_status_asked_for(api, admi
     assert steps(busy)[-2:] == [("sales", "busy"), ("bye", "")]
 
 
+async def test_a_transfer_to_an_agent_rings_their_real_phone(api, admin):
+    agent = await api.user("agent", "alice")
+    pool = api.runtime.database.pool
+    phone = await pool.fetchval("INSERT INTO phones (endpoint) VALUES ('alice-desk') RETURNING id")
+    await pool.execute(
+        "INSERT INTO phone_assignments (phone_id, user_id) VALUES ($1, $2)", phone, agent.user_id
+    )
+    graph = {
+        "entry": "to_alice",
+        "nodes": [
+            node("to_alice", "transfer", kind="agent", agent=agent.user_id),
+            node("to_nobody", "transfer", kind="agent", agent=agent.user_id + 1),
+            node("bye", "hangup"),
+        ],
+        "edges": [
+            edge("to_alice", "answered", "to_nobody"),
+            *(edge("to_alice", e, "bye") for e in ("no_answer", "busy", "failed")),
+            *(edge("to_nobody", e, "bye") for e in ("no_answer", "busy", "failed")),
+        ],
+    }
+    flow = await flow_with(api, admin, graph, "Agents")
+    result = await run(api, admin, flow)
+    assert steps(result) == [("to_alice", "answered"), ("to_nobody", "failed"), ("bye", "")]
+    assert [e["args"] for e in result["effects"]] == ["PJSIP/alice-desk,30,g"]
+
+
 async def test_the_caller_times_out_or_hangs_up_as_scripted(api, admin, crm):
     flow = await flow_with(api, admin, reception(crm[0]))
     silent = await run(api, admin, flow, at=WEDNESDAY_MORNING, digits=[""])

@@ -4,8 +4,9 @@ The graph (the body's, else the draft, else the published version) runs through 
 on :mod:`callcore.ivr.dry_run`'s scripted channel at the chosen moment, with the caller's keys
 given in ``digits`` (one entry per input command; the module documents exactly how each command
 uses them). Nothing leaves the process: webhooks and callbacks are reported as effects with the
-response the body scripted (``{}`` by default), dialling and recording too. A node jumping to
-another flow gets that flow's published version, read from the database and never written.
+response the body scripted (``{}`` by default), dialling and recording too. What is only read
+is read for real: a node jumping to another flow gets that flow's published version, a transfer
+to an agent the agent's phone.
 Supervisors may run it: it changes nothing.
 """
 
@@ -15,11 +16,12 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from callcore.config import LANGUAGES
 from callcore.db import flows as flow_store
-from callcore.ivr.context import HttpResult
+from callcore.ivr.context import HttpResult, Services
 from callcore.ivr.dry_run import DEFAULT_STATUSES, TIME_LIMIT, dry_run
 from callcore.ivr.dry_services import DryServices
 from callcore.ivr.engine import FlowLoader, Outcome
@@ -169,6 +171,16 @@ DRY_RUN_RESULT: dict[str, Any] = {
 }
 
 
+@attrs.define
+class _DryRunServices(DryServices):
+    """Side effects recorded, not done; an agent's phone is looked up for real (a read)."""
+
+    live: Services = attrs.field(kw_only=True)
+
+    async def agent_endpoint(self, user_id: int) -> str | None:
+        return await self.live.agent_endpoint(user_id)
+
+
 def _moment(body: dict[str, Any]) -> datetime:
     raw = body.get("at")
     if raw is None:
@@ -215,19 +227,18 @@ async def dry_run_flow(request: web.Request) -> web.Response:
         graph = body.get("graph")
         if graph is None:
             version, graph = await working_graph(conn, flow)
-        agents = await flow_store.agent_endpoints(conn)
     compiled, problems = compile_graph(graph, registry)
     if compiled is None:
         raise graph_refused(
             problems, f"The graph has {len(problems)} problem(s); fix them to run it."
         )
-    services = DryServices(
+    services = _DryRunServices(
         at=at,
         http_responses={
             url: HttpResult(answer["outcome"], answer.get("status"), answer.get("data", {}))
             for url, answer in body.get("webhooks", {}).items()
         },
-        agents=agents,
+        live=runtime.ivr.services,
     )
     result = await dry_run(
         compiled,
