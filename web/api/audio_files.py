@@ -34,21 +34,17 @@ from callcore.web.api.ivr_flows import IF_MATCH_PARAMETER, READERS, WRITERS, des
 from callcore.web.api.pagination import CURSOR_PATTERN, LIMIT_SCHEMA, Filter, SortKey
 from callcore.web.api.pagination import sort_parameter_schema as sort_schema
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.resources import (
-    Condition,
-    Resource,
+from callcore.web.api.resources import Condition, Resource, jsonable, list_page, read_write_roles
+from callcore.web.api.users import ID_SCHEMA, READ_ONLY
+from callcore.web.api.validation import validate
+from callcore.web.api.writes import (
     audit_change,
-    jsonable,
-    list_page,
     named_conflict,
     not_found,
-    read_write_roles,
     respond,
     row_id,
     transaction,
 )
-from callcore.web.api.users import ID_SCHEMA, READ_ONLY
-from callcore.web.api.validation import validate
 from callcore.web.auth import PRINCIPAL, requires
 from callcore.web.keys import RUNTIME
 

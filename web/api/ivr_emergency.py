@@ -24,8 +24,8 @@ from callcore.web.api.ivr_flows import (
     describe,
 )
 from callcore.web.api.openapi import API_ROOT
-from callcore.web.api.resources import audit_change, named_conflict, transaction
 from callcore.web.api.validation import read_json
+from callcore.web.api.writes import audit_change, named_conflict, transaction
 from callcore.web.auth import requires
 from callcore.web.keys import RUNTIME
 

@@ -32,18 +32,20 @@ from callcore.web.api.problems import ProblemError, field_error
 from callcore.web.api.resources import (
     Condition,
     Resource,
-    Write,
     WriteContext,
-    audit_change,
     fetch_row,
-    named_conflict,
-    not_found,
     read_write_roles,
     register_resource,
+)
+from callcore.web.api.users import ID_SCHEMA, READ_ONLY, SEARCH_SCHEMA, created_schema, like_pattern
+from callcore.web.api.writes import (
+    Write,
+    audit_change,
+    named_conflict,
+    not_found,
     row_id,
     transaction,
 )
-from callcore.web.api.users import ID_SCHEMA, READ_ONLY, SEARCH_SCHEMA, created_schema, like_pattern
 from callcore.web.auth import PRINCIPAL
 from callcore.web.keys import RUNTIME
 

@@ -45,8 +45,8 @@ from callcore.web.api.ivr_flows import (
 )
 from callcore.web.api.ivr_versions import working_graph
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.resources import respond
 from callcore.web.api.validation import read_json
+from callcore.web.api.writes import respond
 from callcore.web.auth import requires
 from callcore.web.keys import RUNTIME
 

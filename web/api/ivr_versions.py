@@ -43,8 +43,9 @@ from callcore.web.api.ivr_flows import (
     user_id,
 )
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.resources import jsonable, respond
+from callcore.web.api.resources import jsonable
 from callcore.web.api.validation import read_json
+from callcore.web.api.writes import respond
 from callcore.web.auth import requires
 from callcore.web.keys import RUNTIME
 
