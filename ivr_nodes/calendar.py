@@ -31,12 +31,13 @@ import holidays
 
 import callcore
 from callcore.ivr import CallContext, Node, NodeRegistry, Override
+from callcore.ivr.patterns import whole
 
 OPEN: Final = "open"
 CLOSED: Final = "closed"
 HOLIDAY: Final = "holiday"
-START_PATTERN: Final = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
-END_PATTERN: Final = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+START_PATTERN: Final = whole(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+END_PATTERN: Final = whole(r"(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)")
 
 
 def _minutes(text: str) -> int:
@@ -172,7 +173,7 @@ class CalendarNode(Node):
                         "date": {
                             "type": "string",
                             "format": "date",
-                            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                            "pattern": whole(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
                             "title": "Date",
                         },
                         "hours": {
@@ -191,7 +192,7 @@ class CalendarNode(Node):
             },
             "holidays_country": {
                 "type": "string",
-                "pattern": "^[A-Z]{2}$",
+                "pattern": whole(r"[A-Z]{2}"),
                 "default": "FR",
                 "title": "Country of the public holidays",
             },

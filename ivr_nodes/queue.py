@@ -23,12 +23,11 @@ import callcore
 from callcore.agi import AGICommandFailed
 from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.channel_io import play
+from callcore.ivr.patterns import whole
 
 logger = logging.getLogger("callcore.ivr")
 
-# "$(?!\n)": the end of the text. Python's "$" (jsonschema's) also matches before a final
-# newline, which would let "201\n" through; ECMA-262's does not, so both read these alike.
-QUEUE_NAME: Final = r"^[a-z][a-z0-9_-]{0,62}$(?!\n)"
+QUEUE_NAME: Final = whole(r"[a-z][a-z0-9_-]{0,62}")
 ANSWERED, TIMEOUT, FULL, EMPTY = "answered", "timeout", "full", "empty"
 _STATUS_EXITS: Final = {
     "TIMEOUT": TIMEOUT,

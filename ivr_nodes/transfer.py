@@ -26,15 +26,14 @@ from typing import Any, Final
 
 import callcore
 from callcore.ivr import CallContext, Node, NodeRegistry
+from callcore.ivr.patterns import whole
 from callcore.phone import to_e164
 
 logger = logging.getLogger("callcore.ivr")
 
-# "$(?!\n)": the end of the text. Python's "$" (jsonschema's) also matches before a final
-# newline, which would let "201\n" through; ECMA-262's does not, so both read these alike.
-QUEUE_NAME: Final = r"^[a-z][a-z0-9_-]{0,62}$(?!\n)"
-EXTENSION: Final = r"^[0-9*#]{1,20}$(?!\n)"
-E164: Final = r"^\+[1-9][0-9]{1,14}$(?!\n)"
+QUEUE_NAME: Final = whole(r"[a-z][a-z0-9_-]{0,62}")
+EXTENSION: Final = whole(r"[0-9*#]{1,20}")
+E164: Final = whole(r"\+[1-9][0-9]{1,14}")
 QUEUE_CONTEXT: Final = "callcore-queues"
 PHONE_CONTEXT: Final = "callcore-phones"
 DIAL_TARGET: Final = re.compile(r"[A-Za-z0-9]{1,20}/[A-Za-z0-9_.+*#@-]{1,120}")

@@ -17,10 +17,9 @@ from typing import Final
 
 import callcore
 from callcore.ivr import NEXT, CallContext, Node, NodeRegistry
+from callcore.ivr.patterns import whole
 
-# "$(?!\n)": the end of the text. Python's "$" (jsonschema's) also matches before a final
-# newline, which would let "201\n" through; ECMA-262's does not, so both read these alike.
-MAILBOX: Final = r"^[0-9]{2,10}(@[a-z0-9_-]{1,63})?$(?!\n)"
+MAILBOX: Final = whole(r"[0-9]{2,10}(@[a-z0-9_-]{1,63})?")
 FAILED: Final = "failed"
 _GREETING_OPTIONS: Final = {"unavail": "u", "busy": "b", "none": ""}
 

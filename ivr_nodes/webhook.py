@@ -26,19 +26,18 @@ from urllib.parse import quote
 
 import callcore
 from callcore.ivr import CallContext, Node, NodeRegistry
-from callcore.ivr.channel_io import VARIABLE_PATTERN
+from callcore.ivr.channel_io import VARIABLE_NAME, VARIABLE_PATTERN
+from callcore.ivr.patterns import whole
 
 logger = logging.getLogger("callcore.ivr")
 
 OK, ERROR, TIMEOUT = "ok", "error", "timeout"
 MAX_TIMEOUT_S: Final = 30
-# "$(?!\n)": the end of the text. Python's "$" (jsonschema's) also matches before a final
-# newline, which would let "201\n" through; ECMA-262's does not, so both read these alike.
-URL_PATTERN: Final = r"^https?://[^/?#{}\s]+([/?#][^\s]*)?$(?!\n)"
+URL_PATTERN: Final = whole(r"https?://[^/?#{}\s]+([/?#][^\s]*)?")
 """http(s), a host without placeholders, then anything without whitespace."""
-HEADER_NAME: Final = r"^[A-Za-z0-9-]{1,64}$(?!\n)"
-HEADER_VALUE: Final = r"^[^\r\n\x00]*$(?!\n)"
-_PLACEHOLDER: Final = re.compile(r"\{(" + VARIABLE_PATTERN.strip("^$") + r")\}")
+HEADER_NAME: Final = whole(r"[A-Za-z0-9-]{1,64}")
+HEADER_VALUE: Final = whole(r"[^\r\n\x00]*")
+_PLACEHOLDER: Final = re.compile(r"\{(" + VARIABLE_NAME + r")\}")
 _LINE_BREAK: Final = re.compile(r"[\r\n\x00]")
 _TEMPLATE: Final = {"type": "string", "maxLength": 2000}
 

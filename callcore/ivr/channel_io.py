@@ -20,11 +20,13 @@ from typing import Any, Final
 from callcore.agi.errors import AGICommandFailed
 from callcore.agi.session import StreamResult
 from callcore.ivr.context import CallChannel, CallContext
+from callcore.ivr.patterns import whole
 
-SOUND_PATTERN: Final = "^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+SOUND_PATTERN: Final = whole(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 """An Asterisk sound name (``hello-world``, ``digits/1``) or an uploaded one (``callcore/x``):
 no extension, no ``..``, nothing the AGI line could misread."""
-VARIABLE_PATTERN: Final = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+VARIABLE_NAME: Final = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+VARIABLE_PATTERN: Final = whole(VARIABLE_NAME)
 """A flow variable's name, as ``{name}`` templates refer to it."""
 KEYS: Final = "0123456789*#"
 """The telephone keypad, in the order the editor lists keys."""

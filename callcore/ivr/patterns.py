@@ -24,6 +24,16 @@ MAX_VARIABLE_REPEATS: Final = 3
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
 
+def whole(body: str) -> str:
+    """A ``params_schema`` pattern that matches all of a text and nothing else.
+
+    Python's ``$`` (which jsonschema runs) also matches before a final newline, so ``"201\n"``
+    would pass ``^[0-9]+$``; ``$(?!\n)`` anchors at the very end in Python and in ECMA-262 (the
+    editor's browser) alike.
+    """
+    return f"^{body}$(?!\n)"
+
+
 def _varies(args: Any) -> bool:
     low, high, _ = args
     return bool(high > low)
