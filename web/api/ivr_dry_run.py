@@ -31,7 +31,6 @@ from callcore.web.api.ivr_flows import (
     FLOW_ID_PARAMETER,
     FLOWS,
     GRAPH,
-    MAX_GRAPH_BYTES,
     READERS,
     describe,
     flow_id_of,
@@ -39,9 +38,8 @@ from callcore.web.api.ivr_flows import (
     node_registry,
     read_flow,
 )
-from callcore.web.api.ivr_versions import working_graph
+from callcore.web.api.ivr_versions import optional_json, working_graph
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.validation import read_json
 from callcore.web.auth import requires
 from callcore.web.keys import RUNTIME
 
@@ -217,7 +215,7 @@ def _loader(request: web.Request, registry: NodeRegistry) -> FlowLoader:
 @requires(*READERS)
 async def dry_run_flow(request: web.Request) -> web.Response:
     flow_id = flow_id_of(request)
-    body = await read_json(request, DRY_RUN_BODY, MAX_GRAPH_BYTES) if request.body_exists else {}
+    body = await optional_json(request, DRY_RUN_BODY)
     at = _moment(body)
     registry = node_registry(request)
     runtime = request.app[RUNTIME]

@@ -86,18 +86,19 @@ EXITS: dict[str, Any] = {
 
 def translated_schema(schema: Any, lang: str, translations: Translations) -> Any:
     """``schema`` with every ``title`` and ``description`` in ``lang``, at any depth."""
-    if isinstance(schema, Mapping):
-        return {
-            key: translate(value, lang, translations)
-            if key in _TRANSLATED and isinstance(value, str)
-            else value
-            if key in _LITERAL
-            else translated_schema(value, lang, translations)
-            for key, value in schema.items()
-        }
     if isinstance(schema, list):
         return [translated_schema(item, lang, translations) for item in schema]
-    return schema
+    if not isinstance(schema, Mapping):
+        return schema
+    translated = {}
+    for key, value in schema.items():
+        if key in _LITERAL:
+            translated[key] = value
+        elif key in _TRANSLATED and isinstance(value, str):
+            translated[key] = translate(value, lang, translations)
+        else:
+            translated[key] = translated_schema(value, lang, translations)
+    return translated
 
 
 def node_type_json(registry: NodeRegistry, node: type[Node], lang: str) -> dict[str, Any]:
