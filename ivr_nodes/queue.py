@@ -20,7 +20,7 @@ import logging
 from typing import Final
 
 import callcore
-from callcore.agi import AGICommandFailed
+from callcore.agi import NO_TIMEOUT, AGICommandFailed
 from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.channel_io import play
 from callcore.ivr.patterns import whole
@@ -93,7 +93,7 @@ class QueueNode(Node):
         await channel.set_variable("QUEUESTATUS", "")
         await channel.set_variable("ABANDONED", "")
         wait = str(self.params.get("max_wait_s", 300))
-        await channel.exec("Queue", queue, "", "", "", wait)
+        await channel.exec("Queue", queue, "", "", "", wait, timeout_s=NO_TIMEOUT)
         status = await channel.get_variable("QUEUESTATUS") or ""
         if status:
             if status == "UNKNOWN":

@@ -25,6 +25,7 @@ import re
 from typing import Any, Final
 
 import callcore
+from callcore.agi import NO_TIMEOUT
 from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.patterns import whole
 from callcore.phone import to_e164
@@ -149,7 +150,8 @@ class TransferNode(Node):
         if DIAL_TARGET.fullmatch(target) is None:
             logger.warning("IVR call %s: refusing to dial %r", ctx.uniqueid, target)
             return FAILED
-        result = await ctx.channel.exec("Dial", target, str(self.params.get("timeout_s", 30)), "g")
+        ring = str(self.params.get("timeout_s", 30))
+        result = await ctx.channel.exec("Dial", target, ring, "g", timeout_s=NO_TIMEOUT)
         status = await ctx.channel.get_variable("DIALSTATUS") or ""
         if status != "ANSWER" and (result < 0 or status == "CANCEL"):
             await ctx.channel.channel_status()  # needs a live channel: AGIHangup if it is gone

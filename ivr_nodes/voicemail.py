@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 import callcore
+from callcore.agi import NO_TIMEOUT
 from callcore.ivr import NEXT, CallContext, Node, NodeRegistry
 from callcore.ivr.patterns import whole
 
@@ -62,7 +63,10 @@ class VoicemailNode(Node):
         options = _GREETING_OPTIONS[self.params.get("greeting", "unavail")]
         await channel.set_variable("VMSTATUS", "")
         result = await channel.exec(
-            "VoiceMail", self.params["mailbox"], *([options] if options else [])
+            "VoiceMail",
+            self.params["mailbox"],
+            *([options] if options else []),
+            timeout_s=NO_TIMEOUT,
         )
         status = await channel.get_variable("VMSTATUS") or ""
         if status in ("SUCCESS", "USEREXIT"):

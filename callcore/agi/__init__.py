@@ -21,6 +21,7 @@ from callcore.agi.protocol import AGIHeaders
 from callcore.agi.routes import AgiRoute, AgiRouteRegistry, Handler
 from callcore.agi.server import AgiServerStats, FastAGIServer
 from callcore.agi.session import (
+    NO_TIMEOUT,
     AGISession,
     ChannelStatus,
     DataResult,
@@ -30,6 +31,7 @@ from callcore.agi.session import (
 )
 
 __all__ = [
+    "NO_TIMEOUT",
     "AGICommandFailed",
     "AGIConnectionClosed",
     "AGIDeadChannel",

@@ -34,6 +34,9 @@ from callcore.clock import REAL_CLOCK, Clock
 
 logger = logging.getLogger("callcore.agi")
 
+NO_TIMEOUT = float("inf")
+"""``timeout_s`` for a command that may last as long as the session (see AGISession.command)."""
+
 _RUNS_DEAD = {" ".join(words): runs_dead for words, runs_dead in COMMANDS.items()}
 
 
@@ -145,6 +148,7 @@ class AGISession:
         """What the application gave the server for its handlers (a callcore node: its runtime)."""
         self._transport = transport
         self._loop = asyncio.get_running_loop()
+        self._clock = clock
         self.command_timeout_wall = clock.to_wall(command_timeout)
         """``command_timeout`` in event-loop seconds."""
         self._command_timeout = command_timeout
@@ -152,6 +156,7 @@ class AGISession:
         self._why: SessionEvent | None = None
         self._waiter: asyncio.Future[Reply] | None = None
         self._command = ""
+        self._timeout_s: float | None = None
         self.deadline: float | None = None
         """Event-loop time by which the command in flight must be answered (None when idle)."""
 
@@ -231,10 +236,11 @@ class AGISession:
         waiter, self._waiter = self._waiter, None
         self.deadline = None
         self.close()
+        timeout = self._command_timeout if self._timeout_s is None else self._timeout_s
         logger.warning(
             "AGI command timed out command=%r timeout=%ss channel=%s uniqueid=%s",
             self._command,
-            self._command_timeout,
+            timeout,
             self.channel,
             self.uniqueid,
             extra={"channel": self.channel, "uniqueid": self.uniqueid},
@@ -242,7 +248,7 @@ class AGISession:
         if waiter is not None and not waiter.done():
             waiter.set_exception(
                 AGITimeout(
-                    f"no reply to {self._command!r} within {self._command_timeout}s "
+                    f"no reply to {self._command!r} within {timeout}s "
                     f"(channel {self.channel}, uniqueid {self.uniqueid}); session closed"
                 )
             )
@@ -261,8 +267,14 @@ class AGISession:
 
     # -- sending -------------------------------------------------------------------------------
 
-    async def command(self, command: str, *args: str | int) -> Reply:
+    async def command(
+        self, command: str, *args: str | int, timeout_s: float | None = None
+    ) -> Reply:
         """Send any AGI command and return its ``200`` reply (the typed methods build on it).
+
+        ``timeout_s`` replaces ``command_timeout`` for this command; :data:`NO_TIMEOUT` waits as
+        long as the session lasts, for applications whose length the caller decides (a queue,
+        a dialled call, a voicemail message), which ``session_timeout`` still bounds.
 
         Raises :class:`AGIHangup` without sending when the channel is dead and ``command`` needs
         a live one; :class:`AGIDeadChannel` on ``511``, :class:`AGIInvalidCommand` on ``510``,
@@ -290,7 +302,13 @@ class AGISession:
         waiter = self._loop.create_future()
         self._waiter = waiter
         self._command = command
-        self.deadline = self._loop.time() + self.command_timeout_wall
+        self._timeout_s = timeout_s
+        if timeout_s is None:
+            self.deadline = self._loop.time() + self.command_timeout_wall
+        elif timeout_s == NO_TIMEOUT:
+            self.deadline = None
+        else:
+            self.deadline = self._loop.time() + self._clock.to_wall(timeout_s)
         self._transport.write(line)
         try:
             reply = await waiter
@@ -312,8 +330,10 @@ class AGISession:
             raise AGIUsageError(f"{command}: 520 invalid command syntax {where}", reply.text)
         raise AGIProtocolError(f"{command}: unexpected reply code {reply.code} {where}")
 
-    async def _result(self, command: str, *args: str | int) -> tuple[Reply, int]:
-        reply = await self.command(command, *args)
+    async def _result(
+        self, command: str, *args: str | int, timeout_s: float | None = None
+    ) -> tuple[Reply, int]:
+        reply = await self.command(command, *args, timeout_s=timeout_s)
         try:
             return reply, int(reply.result or "")
         except ValueError:
@@ -321,6 +341,11 @@ class AGISession:
                 f"{command}: result {reply.result!r} is not a number "
                 f"(channel {self.channel}, uniqueid {self.uniqueid})"
             ) from None
+
+    def _beyond(self, timeout_ms: int) -> float:
+        """The reply deadline of a command that itself waits ``timeout_ms`` (-1: for ever):
+        ``command_timeout`` past Asterisk's own limit, so a long wait is not cut short."""
+        return NO_TIMEOUT if timeout_ms < 0 else timeout_ms / 1000 + self._command_timeout
 
     def _failed(self, command: str, result: int) -> AGICommandFailed:
         return AGICommandFailed(
@@ -369,7 +394,9 @@ class AGISession:
 
     async def wait_for_digit(self, timeout_ms: int = -1) -> str | None:
         """The digit pressed within ``timeout_ms`` (-1: forever), or None on timeout."""
-        _, result = await self._result("WAIT FOR DIGIT", timeout_ms)
+        _, result = await self._result(
+            "WAIT FOR DIGIT", timeout_ms, timeout_s=self._beyond(timeout_ms)
+        )
         if result < 0:
             raise self._failed("WAIT FOR DIGIT", result)
         return _digit(result)
@@ -404,13 +431,16 @@ class AGISession:
         reply = await self.command("GET FULL VARIABLE", expression, *([channel] if channel else []))
         return reply.data if reply.result == "1" else None
 
-    async def exec(self, application: str, *args: str) -> int:
+    async def exec(self, application: str, *args: str, timeout_s: float | None = None) -> int:
         """Run a dialplan application; ``args`` are joined with commas, as the dialplan does.
 
         Returns the application's result (0 for most); an unknown application raises
-        :class:`AGICommandFailed` (Asterisk's ``-2``).
+        :class:`AGICommandFailed` (Asterisk's ``-2``). Applications that last as long as the
+        caller wants (Queue, Dial, VoiceMail) need ``timeout_s=NO_TIMEOUT``: see :meth:`command`.
         """
-        _, result = await self._result("EXEC", application, *([",".join(args)] if args else []))
+        _, result = await self._result(
+            "EXEC", application, *([",".join(args)] if args else []), timeout_s=timeout_s
+        )
         if result == -2:
             raise AGICommandFailed(
                 f"EXEC {application}: no such application "
@@ -442,7 +472,7 @@ class AGISession:
             args.append("BEEP")
         if silence_s is not None:
             args.append(f"s={silence_s}")
-        reply, result = await self._result("RECORD FILE", *args)
+        reply, result = await self._result("RECORD FILE", *args, timeout_s=self._beyond(timeout_ms))
         return RecordResult(_digit(result), reply.endpos or 0, reply.data or "", result < 0)
 
     async def set_music(self, on: bool, music_class: str | None = None) -> None:

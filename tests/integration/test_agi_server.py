@@ -9,6 +9,7 @@ import pytest
 
 import callcore
 from callcore.agi import (
+    NO_TIMEOUT,
     AGIError,
     AGIInjectionError,
     AgiRoute,
@@ -322,6 +323,39 @@ async def test_per_command_timeout_closes_the_session(clock, caplog):
     assert "no reply to 'STREAM FILE' within 1.0s" in str(outcome["error"])
     assert record.commands == (("STREAM", "FILE", "five-seconds", ""),)
     assert "AGI command timed out" in caplog.text
+
+
+async def test_commands_that_wait_on_purpose_outlive_the_command_timeout(clock):
+    """A recording or key wait longer than command_timeout, and an application the caller ends
+    (a queue, a voicemail message), are not cut short; a plain prompt still is."""
+    outcome = {}
+
+    async def patient(session, params):
+        outcome["digit"] = await session.wait_for_digit(3000)
+        outcome["record"] = await session.record_file("msg", "wav", "#", 3000)
+        outcome["exec"] = await session.exec("Wait", "3", timeout_s=NO_TIMEOUT)
+        await session.set_variable("CALLCORE_STATUS", "DONE")
+
+    async with running_server({"patient": patient}, clock, command_timeout=1.0) as server:
+        record = await asyncio.wait_for(run_agi_call(address(server), "patient", clock=clock), 5)
+        assert server.stats.timeouts == 0
+    assert outcome["digit"] is None and outcome["record"].reason == "timeout"
+    assert outcome["exec"] == 0 and record.variables["CALLCORE_STATUS"] == "DONE"
+
+
+async def test_an_explicit_timeout_replaces_the_default_and_names_itself(clock):
+    outcome = {}
+
+    async def hasty(session, params):
+        try:
+            await session.exec("Wait", "3", timeout_s=0.5)
+        except AGITimeout as exc:
+            outcome["error"] = exc
+
+    async with running_server({"hasty": hasty}, clock, command_timeout=10.0) as server:
+        await asyncio.wait_for(run_agi_call(address(server), "hasty", clock=clock), 5)
+        assert server.stats.timeouts == 1
+    assert "no reply to 'EXEC' within 0.5s" in str(outcome["error"])
 
 
 async def test_commands_go_one_at_a_time_and_injection_is_refused_before_sending(clock):
