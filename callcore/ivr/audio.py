@@ -25,14 +25,14 @@ from typing import Final
 import attrs
 
 from callcore.errors import CallcoreError
+from callcore.ivr.patterns import whole
 
 SOX: Final = "sox"
 SAMPLE_RATE: Final = 8000
 SOUND_PREFIX: Final = "callcore"
 """Uploaded prompts are the sounds ``callcore/<name>``."""
-NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)"
-"""The ``audio_files.name`` check (the final lookahead: Python's ``$`` alone would let a
-final newline through)."""
+NAME_PATTERN: Final = whole(r"[a-z0-9][a-z0-9_-]{0,62}")
+"""The ``audio_files.name`` check."""
 CONVERT_TIMEOUT_S: Final = 120.0
 _SOX_MESSAGE = re.compile(r"^sox (?:FAIL|WARN) \w+: ", re.MULTILINE)
 
