@@ -195,7 +195,9 @@ class ScriptedChannel:
         await self._send("GET VARIABLE", name)
         return self.variables.get(name)
 
-    async def exec(self, application: str, *args: str) -> int:
+    async def exec(self, application: str, *args: str, timeout_s: float | None = None) -> int:
+        """Run nothing: report it, and answer as the application would (``timeout_s``, how
+        long a real call may wait for it, does not matter here)."""
         data = ",".join(args)
         await self._send("EXEC", application, *([data] if args else []))
         known = {name.lower(): name for name in STATUS_VARIABLES}

@@ -119,6 +119,37 @@ async def test_open_hours_and_a_key_lead_to_the_crm_lookup_which_is_not_called(a
     assert hits == [], "the CRM was called"
 
 
+async def test_the_built_in_calendar_menu_and_webhook_through_the_api(api, admin, crm):
+    url, hits = crm
+    hours = {"hours": [{"days": [3], "start": "09:00", "end": "18:00"}]}  # Wednesdays
+    graph = {
+        "entry": "hours",
+        "nodes": [
+            node("hours", "calendar", **hours),
+            node("menu", "menu", prompt="main-menu", options=["1", "2"], max_attempts=2),
+            node("lookup", "webhook", url=url + "?caller={caller_id}"),
+            node("bye", "hangup"),
+        ],
+        "edges": [
+            edge("hours", "open", "menu"),
+            edge("hours", "closed", "bye"),
+            edge("hours", "holiday", "bye"),
+            edge("menu", "digit_1", "lookup"),
+            edge("menu", "digit_2", "bye"),
+            *(edge("lookup", exit_name, "bye") for exit_name in ("ok", "error", "timeout")),
+        ],
+    }
+    flow = await flow_with(api, admin, graph, "Built-ins")
+    day = await run(api, admin, flow, at=WEDNESDAY_MORNING, digits=["7", "1"], caller_id="42")
+    assert steps(day) == [("hours", "open"), ("menu", "digit_1"), ("lookup", "ok"), ("bye", "")]
+    assert day["effects"] == [
+        {"kind": "http", "method": "GET", "url": f"{url}?caller=42", "body": None}
+    ]
+    night = await run(api, admin, flow, at=WEDNESDAY_NIGHT, digits=["1"])
+    assert steps(night) == [("hours", "closed"), ("bye", "")]
+    assert hits == []
+
+
 async def test_the_moment_chosen_decides_the_opening_hours(api, admin, crm):
     flow = await flow_with(api, admin, reception(crm[0]))
     result = await run(api, admin, flow, at=WEDNESDAY_NIGHT, digits=["2"])
