@@ -1,13 +1,13 @@
-"""Users repository: plain SQL over the ``users`` table and the user's links.
+"""Users repository: plain SQL over the ``users`` table, read with the user's links.
 
 Rights-bearing columns (``role``, ``is_active``, the password) are changed through
-:mod:`callcore.auth.service`, which ends the user's sessions in the same transaction; this module
-writes everything else.
+:mod:`callcore.auth.service`, which ends the user's sessions in the same transaction; the API's
+users resource (:mod:`callcore.web.api.users`) writes everything else, links included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,7 @@ import attrs
 
 from callcore import audit
 from callcore.auth.passwords import hash_password
-from callcore.db.groups import USER_CAMPAIGNS, USER_GROUPS, linked_ids, replace_links
+from callcore.db.groups import USER_CAMPAIGNS, USER_GROUPS
 from callcore.errors import ValidationError
 
 ROLES = ("admin", "supervisor", "agent")
@@ -33,8 +33,6 @@ USER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-EDITABLE_COLUMNS = frozenset({"username", "display_name", "email", "language"})
-"""What :func:`update_user` may set: the columns that carry no rights."""
 
 # What a user leaves behind by working: any of it keeps the user from being deleted (the
 # history must keep naming who did what), so such a user is disabled instead.
@@ -63,8 +61,8 @@ _HISTORY: tuple[tuple[str, str], ...] = (
 )
 _SELECT = (
     f"SELECT {', '.join('u.' + column for column in USER_COLUMNS)}, "
-    f"{linked_ids(USER_GROUPS, 'u')} AS group_ids, "
-    f"{linked_ids(USER_CAMPAIGNS, 'u')} AS campaign_ids FROM users u"
+    f"{USER_GROUPS.select('u')} AS group_ids, "
+    f"{USER_CAMPAIGNS.select('u')} AS campaign_ids FROM users u"
 )
 
 
@@ -188,18 +186,6 @@ async def list_users(
     return [dict(row) for row in rows]
 
 
-async def update_user(conn: asyncpg.Connection, user_id: int, changes: Mapping[str, Any]) -> None:
-    """Set columns that carry no rights (:data:`EDITABLE_COLUMNS`)."""
-    unknown = set(changes) - EDITABLE_COLUMNS
-    if unknown:
-        raise ValueError(f"not editable here: {sorted(unknown)} (rights go through auth.service)")
-    if changes:
-        assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(changes, start=2))
-        await conn.execute(
-            f"UPDATE users SET {assignments} WHERE id = $1", user_id, *changes.values()
-        )
-
-
 async def user_history(conn: asyncpg.Connection, user_id: int) -> list[str]:
     """What refers to the user, as ``"calls (3)"``; empty when it may be deleted."""
     found = []
@@ -208,11 +194,3 @@ async def user_history(conn: asyncpg.Connection, user_id: int) -> list[str]:
         if count:
             found.append(f"{what} ({count})")
     return found
-
-
-async def delete_user(conn: asyncpg.Connection, user_id: int) -> None:
-    """Delete a user without history; group and campaign links go with it (their groups are
-    touched first, so their versions move)."""
-    await replace_links(conn, USER_GROUPS, user_id, ())
-    await replace_links(conn, USER_CAMPAIGNS, user_id, ())
-    await conn.execute("DELETE FROM users WHERE id = $1", user_id)

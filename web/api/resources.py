@@ -12,14 +12,22 @@ The one schema describes the representation. Properties are the table's columns;
 ``writeOnly`` (a password) are written but never served, and the request variants are derived
 from it: *input* (POST and PUT: no read-only fields, schema defaults fill what is omitted) and
 *patch* (PATCH, an RFC 7396 merge patch: every field optional).
+
+A property may live in a join table instead of a column (a group's members): it is declared as a
+:class:`~callcore.db.links.LinkTable`, served on the row, checked (every linked row must
+exist), written in the row's transaction and audited with the row's other fields.
+
+The handlers are made of the pieces in :mod:`callcore.web.api.writes` and of
+:func:`query_page`, :func:`select_rows` and :func:`fetch_row`, public for the endpoints that are
+not CRUD (a password reset) and the resources not declared this way.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import cached_property
 from http import HTTPStatus
@@ -29,10 +37,9 @@ import asyncpg
 import attrs
 from aiohttp import web
 
-from callcore import audit
-from callcore.audit_events import publish_audit
 from callcore.auth.principal import Principal
-from callcore.web.api.etags import check_version, etag, if_match_tags, require_if_match
+from callcore.db.links import LinkTable, touch
+from callcore.web.api.etags import check_version, if_match_tags, require_if_match
 from callcore.web.api.openapi import API_ROOT, OPENAPI
 from callcore.web.api.pagination import (
     Filter,
@@ -43,7 +50,17 @@ from callcore.web.api.pagination import (
     parse_list_query,
 )
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.validation import DEFAULT_MAX_BYTES, MAX_ID, read_body, validate
+from callcore.web.api.validation import DEFAULT_MAX_BYTES, read_body, validate
+from callcore.web.api.writes import (
+    Write,
+    audit_change,
+    check_links,
+    named_conflict,
+    not_found,
+    respond,
+    row_id,
+    transaction,
+)
 from callcore.web.auth import PRINCIPAL, requires
 from callcore.web.keys import RUNTIME
 
@@ -56,15 +73,27 @@ CURSOR_KEY = web.AppKey("api_cursor_key", bytes)
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _KEY_DETAIL = re.compile(r"Key \((?P<column>[a-z_][a-z0-9_]*)\)=\((?P<value>.*)\)")
+_BOOKKEEPING = ("version", "updated_at")
 
 RowScope = Callable[[Principal, Params], "str | None"]
 """Given the principal and the query's parameters, a WHERE condition limiting the rows they may
 see (values bound through ``params``), or None for every row."""
 
+Condition = Callable[[Params, Any], str]
+"""Writes a list filter's WHERE condition from its checked value, bound through ``params``."""
+
+Fetch = Callable[..., Awaitable[list[dict[str, Any]]]]
+"""Reads one page of rows: ``await fetch(conn, where=..., args=..., order=..., limit=...)``."""
+
 
 @attrs.frozen
 class WriteContext:
-    """What a ``before_write`` hook sees, inside the write's transaction."""
+    """What the ``before_write`` and ``after_write`` hooks see, inside the write's transaction.
+
+    ``answer`` holds members the answer carries besides the row (a generated password): never
+    stored nor audited. A hook that writes audit entries itself (through a service) appends
+    their ids to ``audit_ids``, so they are announced once the transaction commits.
+    """
 
     conn: asyncpg.Connection
     request: web.Request
@@ -72,12 +101,19 @@ class WriteContext:
     operation: str
     before: Mapping[str, Any] | None
     values: Mapping[str, Any] | None
+    answer: dict[str, Any] = attrs.field(factory=dict)
+    audit_ids: list[int] = attrs.field(factory=list)
 
 
 BeforeWrite = Callable[[WriteContext], Awaitable[Mapping[str, Any] | None]]
 """Runs in the transaction before a create, replace, update or delete; raises ProblemError to
 refuse it. Nothing is written, not even the audit row, when it refuses. It may return the column
 values to write instead of the validated ones (a secret encrypted, a number normalised)."""
+
+AfterWrite = Callable[[WriteContext], Awaitable[None]]
+"""Runs in the transaction after a create, replace or update is written and audited, for what
+goes through a service with audit entries of its own (a user's role); the row is read again
+after it. Raising ProblemError undoes the whole write."""
 
 
 @attrs.frozen
@@ -110,6 +146,14 @@ class Resource:
     ``expressions`` reads a property that is not a plain column: name -> SQL written in code, a
     cast (``daily_spend_cap::text``) or a value computed from columns
     (``password_encrypted IS NOT NULL`` for a read-only ``password_set``).
+
+    ``links`` are the properties kept in join tables. ``conditions`` writes the filters that are
+    not a column's equality (a search), keyed by their :class:`Filter` column; SQL in scopes and
+    conditions may name the table ``alias``. ``unique`` maps unique constraints to the field
+    they guard, for a 409 naming the field where the error cannot (an index on
+    ``lower(username)``). ``audit_changes``: an update's audit entry holds only the changed
+    fields, before and after (else the whole rows). ``in_use_hint`` ends the 409 of a delete
+    refused by ``references``: what to do instead.
     """
 
     name: str
@@ -123,9 +167,19 @@ class Resource:
     label_field: str = "id"
     scope: RowScope | None = None
     before_write: BeforeWrite | None = None
+    after_write: AfterWrite | None = None
     references: tuple[Reference, ...] = ()
+    in_use_hint: str = ""
     max_body_bytes: int = DEFAULT_MAX_BYTES
     expressions: Mapping[str, str] = attrs.field(factory=dict)
+    links: tuple[LinkTable, ...] = ()
+    conditions: Mapping[str, Condition] = attrs.field(factory=dict)
+    unique: Mapping[str, str] = attrs.field(factory=dict)
+    audit_changes: bool = False
+    alias: str = attrs.field(
+        default=attrs.Factory(lambda self: self.table, takes_self=True),
+        validator=_check_identifier,
+    )
 
     def __attrs_post_init__(self) -> None:
         for column in self.columns:
@@ -133,6 +187,12 @@ class Resource:
         missing = set(OPERATIONS) - set(self.roles)
         if missing:
             raise ValueError(f"resource {self.name!r} gives no roles for {sorted(missing)}")
+        stray = {link.field for link in self.links} - set(self.writable)
+        if stray:
+            raise ValueError(f"resource {self.name!r}: links {sorted(stray)} are not writable")
+        unknown = set(self.conditions) - {spec.column for spec in self.filterable.values()}
+        if unknown:
+            raise ValueError(f"resource {self.name!r}: conditions {sorted(unknown)} filter nothing")
 
     @property
     def path(self) -> str:
@@ -142,17 +202,25 @@ class Resource:
     def item_path(self) -> str:
         return f"{self.path}/{{id}}"
 
+    @property
+    def source(self) -> str:
+        """The FROM item: the table, under its alias."""
+        return self.table if self.alias == self.table else f"{self.table} {self.alias}"
+
     @cached_property
     def columns(self) -> tuple[str, ...]:
-        """Every property served, each a column of ``table`` or one of ``expressions``."""
+        """Every property served, each a column of ``table``, one of ``expressions`` or a link."""
         return tuple(name for name in self.schema["properties"] if name not in self.write_only)
 
     @cached_property
     def select_list(self) -> str:
-        """The SELECT (and RETURNING) list giving the representation."""
+        """The SELECT list giving the representation."""
+        computed = {
+            **self.expressions,
+            **{link.field: link.select(self.alias) for link in self.links},
+        }
         return ", ".join(
-            f"({self.expressions[name]}) AS {name}" if name in self.expressions else name
-            for name in self.columns
+            f"({computed[name]}) AS {name}" if name in computed else name for name in self.columns
         )
 
     @cached_property
@@ -168,6 +236,12 @@ class Resource:
     @cached_property
     def writable(self) -> tuple[str, ...]:
         return tuple(name for name in self.schema["properties"] if name not in self.read_only)
+
+    @cached_property
+    def filter_conditions(self) -> dict[str, Condition]:
+        """How each filter is written: its column's equality unless ``conditions`` says else."""
+        equality = {spec.column: _equals(spec.column) for spec in self.filterable.values()}
+        return {**equality, **self.conditions}
 
     @cached_property
     def representation_schema(self) -> dict[str, Any]:
@@ -202,6 +276,10 @@ class Resource:
         return {k: props[k]["default"] for k in self.writable if "default" in props[k]}
 
 
+def _equals(column: str) -> Condition:
+    return lambda params, value: f"{column} = {params(value)}"
+
+
 def jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row as the API serves it (and the audit log stores it): timestamps as ISO 8601."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
@@ -220,11 +298,74 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _row_id(request: web.Request, resource: Resource) -> int:
-    raw = request.match_info["id"]
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID:
-        return int(raw)
-    raise ProblemError(HTTPStatus.NOT_FOUND, detail=f"There is no {resource.entity} {raw!r}.")
+async def select_rows(
+    conn: asyncpg.Connection,
+    resource: Resource,
+    *,
+    where: str,
+    args: Sequence[Any],
+    order: str,
+    limit: int,
+    lock: bool = False,
+) -> list[dict[str, Any]]:
+    """Rows with the properties the API serves, as read; ``where`` and ``order`` come from code
+    and allowlists, every value bound in ``args``; ``lock`` holds the rows until the transaction
+    ends."""
+    rows = await conn.fetch(
+        f"SELECT {resource.select_list} FROM {resource.source} WHERE {where} "
+        f"ORDER BY {order} LIMIT {limit:d}" + (f" FOR UPDATE OF {resource.alias}" if lock else ""),
+        *args,
+    )
+    return [dict(row) for row in rows]
+
+
+async def fetch_row(
+    conn: asyncpg.Connection, resource: Resource, entity_id: int, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The row ``entity_id`` as the API serves it (whoever asks), or None."""
+    where = f"{resource.alias}.id = $1"
+    rows = await select_rows(
+        conn, resource, where=where, args=[entity_id], order="id", limit=1, lock=lock
+    )
+    return jsonable(rows[0]) if rows else None
+
+
+async def query_page(
+    request: web.Request, resource: Resource, fetch: Fetch, conditions: Mapping[str, Condition]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a list (rows as read, and the next cursor): allowlisted filters and sort,
+    keyset cursor, bound values. The JSON lists and the HTML list pages all read through it."""
+    key = request.app[CURSOR_KEY]
+    query = parse_list_query(
+        request,
+        sortable=resource.sortable,
+        default_sort=resource.default_sort,
+        filterable=resource.filterable,
+        key=key,
+        scope=resource.name,
+    )
+    params = Params()
+    where = [conditions[spec.column](params, value) for spec, value in query.filters]
+    resume, order = keyset_clause(query, params)
+    if resume:
+        where.append(resume)
+    async with _runtime(request.app).database.pool.acquire() as conn:
+        rows = await fetch(
+            conn,
+            where=" AND ".join(where) or "TRUE",
+            args=params.values,
+            order=order,
+            limit=query.limit + 1,
+        )
+    return rows[: query.limit], next_cursor(query, rows, key, resource.name)
+
+
+async def list_page(
+    request: web.Request, resource: Resource, fetch: Fetch, conditions: Mapping[str, Condition]
+) -> web.Response:
+    """A list answer: one page of :func:`query_page` and its ``next_cursor``."""
+    rows, cursor = await query_page(request, resource, fetch, conditions)
+    return web.json_response({"items": [jsonable(row) for row in rows], "next_cursor": cursor})
 
 
 def _coerced(values: Mapping[str, Any], resource: Resource) -> dict[str, Any]:
@@ -248,7 +389,7 @@ class _Handlers:
 
     def __init__(self, resource: Resource) -> None:
         self.r = resource
-        self.select = f"SELECT {resource.select_list} FROM {resource.table}"
+        self.entity_type = resource.entity.replace(" ", "_")
 
     def _scope(self, request: web.Request, params: Params) -> str:
         principal = request[PRINCIPAL]
@@ -258,70 +399,60 @@ class _Handlers:
     async def _fetch_one(
         self, conn: asyncpg.Connection, request: web.Request, *, lock: bool
     ) -> dict[str, Any]:
+        """The row of the path, if the principal may see it; 404 otherwise."""
         params = Params()
-        row_id = _row_id(request, self.r)
-        sql = f"{self.select} WHERE id = {params(row_id)} AND {self._scope(request, params)}" + (
-            " FOR UPDATE" if lock else ""
+        entity_id = row_id(request, self.r.entity)
+        where = f"{self.r.alias}.id = {params(entity_id)} AND {self._scope(request, params)}"
+        rows = await select_rows(
+            conn, self.r, where=where, args=params.values, order="id", limit=1, lock=lock
         )
-        row = await conn.fetchrow(sql, *params.values)
-        if row is None:
-            raise ProblemError(
-                HTTPStatus.NOT_FOUND, detail=f"There is no {self.r.entity} with id {row_id}."
-            )
-        return jsonable(row)
+        if not rows:
+            raise not_found(self.r.entity, entity_id)
+        return jsonable(rows[0])
 
-    def _respond(self, row: Mapping[str, Any], status: int = HTTPStatus.OK) -> web.Response:
-        headers = {"ETag": etag(row["version"])}
-        if status == HTTPStatus.CREATED:
-            headers["Location"] = f"{self.r.path}/{row['id']}"
-        return web.json_response(row, status=status, headers=headers)
+    async def _read(self, conn: asyncpg.Connection, entity_id: int) -> dict[str, Any]:
+        row = await fetch_row(conn, self.r, entity_id)
+        assert row is not None, "a row written in this transaction is there"
+        return row
 
     async def list(self, request: web.Request) -> web.Response:
-        query = parse_list_query(
-            request,
-            sortable=self.r.sortable,
-            default_sort=self.r.default_sort,
-            filterable=self.r.filterable,
-            key=request.app[CURSOR_KEY],
-            scope=self.r.name,
-        )
-        params = Params()
-        conditions = [f"{spec.column} = {params(value)}" for spec, value in query.filters]
-        conditions.append(self._scope(request, params))
-        resume, order = keyset_clause(query, params)
-        if resume:
-            conditions.append(resume)
-        sql = (
-            f"{self.select} WHERE {' AND '.join(conditions)} "
-            f"ORDER BY {order} LIMIT {params(query.limit + 1)}"
-        )
-        rows = await _runtime(request.app).database.pool.fetch(sql, *params.values)
-        return web.json_response(
-            {
-                "items": [jsonable(row) for row in rows[: query.limit]],
-                "next_cursor": next_cursor(query, rows, request.app[CURSOR_KEY], self.r.name),
-            }
-        )
+        async def fetch(
+            conn: asyncpg.Connection, *, where: str, args: list[Any], order: str, limit: int
+        ) -> list[dict[str, Any]]:
+            params = Params()
+            params.values.extend(args)
+            where = f"{where} AND {self._scope(request, params)}"
+            return await select_rows(
+                conn, self.r, where=where, args=params.values, order=order, limit=limit
+            )
+
+        return await list_page(request, self.r, fetch, self.r.filter_conditions)
 
     async def get(self, request: web.Request) -> web.Response:
         async with _runtime(request.app).database.pool.acquire() as conn:
-            return self._respond(await self._fetch_one(conn, request, lock=False))
+            return respond(await self._fetch_one(conn, request, lock=False))
 
     async def create(self, request: web.Request) -> web.Response:
         body = await read_body(request, self.r.max_body_bytes)
         values = _validated_input(body, self.r, self.r.input_schema)
-        async with _transaction(request, self.r) as tx:
-            values = await self._before(tx, request, "create", None, values)
+        async with self._transaction(request) as tx:
+            context = self._context(tx, request, "create", None, values)
+            values = await self._before(context)
+            await check_links(tx.conn, self.r.links, values)
             params = Params()
-            placeholders = ", ".join(params(values[k]) for k in values)
-            row = await tx.conn.fetchrow(
-                f"INSERT INTO {self.r.table} ({', '.join(values)}) VALUES ({placeholders}) "
-                f"RETURNING {self.r.select_list}",
+            columns = self._columns(values)
+            placeholders = ", ".join(params(value) for value in columns.values())
+            entity_id = await tx.conn.fetchval(
+                f"INSERT INTO {self.r.table} ({', '.join(columns)}) VALUES ({placeholders}) "
+                "RETURNING id",
                 *params.values,
             )
-            after = jsonable(row)
-            await self._audit(tx, request, "create", None, after)
-        return self._respond(after, HTTPStatus.CREATED)
+            await self._save_links(tx.conn, entity_id, None, values)
+            after = await self._read(tx.conn, entity_id)
+            await audit_change(tx, request, "create", self.entity_type, entity_id, None, after)
+            after = await self._after(context, after)
+        location = f"{self.r.path}/{entity_id}"
+        return respond({**after, **context.answer}, HTTPStatus.CREATED, location)
 
     async def replace(self, request: web.Request) -> web.Response:
         body = await read_body(request, self.r.max_body_bytes)
@@ -352,51 +483,115 @@ class _Handlers:
         operation: str,
         new_values: Callable[[Mapping[str, Any]], dict[str, Any]],
     ) -> web.Response:
-        async with _transaction(request, self.r) as tx:
+        async with self._transaction(request) as tx:
             before = await self._fetch_one(tx.conn, request, lock=True)
             # A missing If-Match is reported first, a stale one only once the change is valid.
             tags = if_match_tags(request)
             values = new_values(before)
             check_version(tags, before["version"])
-            values = await self._before(tx, request, operation, before, values)
-            params = Params()
-            assignments = ", ".join(f"{k} = {params(v)}" for k, v in values.items())
-            row = await tx.conn.fetchrow(
-                f"UPDATE {self.r.table} SET {assignments} WHERE id = {params(before['id'])} "
-                f"RETURNING {self.r.select_list}",
-                *params.values,
-            )
-            after = jsonable(row)
+            context = self._context(tx, request, operation, before, values)
+            values = await self._before(context)
+            await check_links(tx.conn, self.r.links, values)
+            columns = self._columns(values)
+            if columns:
+                params = Params()
+                assignments = ", ".join(f"{k} = {params(v)}" for k, v in columns.items())
+                await tx.conn.execute(
+                    f"UPDATE {self.r.table} SET {assignments} WHERE id = {params(before['id'])}",
+                    *params.values,
+                )
+            if await self._save_links(tx.conn, before["id"], before, values):
+                await touch(tx.conn, self.r.table, [before["id"]])
+            after = await self._read(tx.conn, before["id"])
+            await self._audit_update(tx, request, before, after)
+            after = await self._after(context, after)
+        return respond(after)
+
+    async def _audit_update(
+        self,
+        tx: Write,
+        request: web.Request,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+    ) -> None:
+        """Nothing when nothing changed; else the whole rows, or just what changed."""
+        if not self.r.audit_changes:
             if after != before:
-                await self._audit(tx, request, "update", before, after)
-        return self._respond(after)
+                await audit_change(
+                    tx, request, "update", self.entity_type, before["id"], before, after
+                )
+            return
+        changed = [k for k in after if k not in _BOOKKEEPING and after[k] != before[k]]
+        if changed:
+            await audit_change(
+                tx,
+                request,
+                "update",
+                self.entity_type,
+                before["id"],
+                {k: before[k] for k in changed},
+                {k: after[k] for k in changed},
+            )
 
     async def delete(self, request: web.Request) -> web.Response:
-        async with _transaction(request, self.r) as tx:
+        async with self._transaction(request) as tx:
             before = await self._fetch_one(tx.conn, request, lock=True)
             require_if_match(request, before["version"])
-            await self._before(tx, request, "delete", before, None)
+            await self._before(self._context(tx, request, "delete", before, None))
             await self._refuse_if_referenced(tx.conn, before)
+            for link in self.r.links:
+                await link.save(tx.conn, before["id"], link.empty)
             await tx.conn.execute(f"DELETE FROM {self.r.table} WHERE id = $1", before["id"])
-            await self._audit(tx, request, "delete", before, None)
+            await audit_change(tx, request, "delete", self.entity_type, before["id"], before, None)
         return web.Response(status=HTTPStatus.NO_CONTENT)
 
-    async def _before(
-        self,
-        tx: _Transaction,
+    def _transaction(self, request: web.Request) -> AbstractAsyncContextManager[Write]:
+        return transaction(request, lambda error: _integrity_problem(error, self.r))
+
+    @staticmethod
+    def _context(
+        tx: Write,
         request: web.Request,
         operation: str,
         before: Mapping[str, Any] | None,
         values: Mapping[str, Any] | None,
-    ) -> Mapping[str, Any] | None:
-        """The values to write: the hook's, if it returns some."""
-        if self.r.before_write is None:
-            return values
+    ) -> WriteContext:
         principal = request[PRINCIPAL]
-        replaced = await self.r.before_write(
-            WriteContext(tx.conn, request, principal, operation, before, values)
+        return WriteContext(
+            tx.conn, request, principal, operation, before, values, audit_ids=tx.audit_ids
         )
-        return values if replaced is None else dict(replaced)
+
+    def _columns(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values that are the table's own columns (links are written apart)."""
+        fields = {link.field for link in self.r.links}
+        return {k: v for k, v in values.items() if k not in fields}
+
+    async def _save_links(
+        self,
+        conn: asyncpg.Connection,
+        entity_id: int,
+        before: Mapping[str, Any] | None,
+        values: Mapping[str, Any],
+    ) -> bool:
+        """Write the links whose list changed; whether any did."""
+        changed = False
+        for link in self.r.links:
+            value = values[link.field]
+            if link.normalized(value) != (link.empty if before is None else before[link.field]):
+                changed = bool(await link.save(conn, entity_id, value)) or changed
+        return changed
+
+    async def _before(self, context: WriteContext) -> Mapping[str, Any]:
+        """The values to write: the hook's, if it returns some (none for a delete)."""
+        replaced = await self.r.before_write(context) if self.r.before_write else None
+        return dict(replaced) if replaced is not None else context.values or {}
+
+    async def _after(self, context: WriteContext, after: dict[str, Any]) -> dict[str, Any]:
+        """The row as the ``after_write`` hook leaves it."""
+        if self.r.after_write is None:
+            return after
+        await self.r.after_write(context)
+        return await self._read(context.conn, after["id"])
 
     async def _refuse_if_referenced(self, conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
         shown = 5
@@ -413,33 +608,12 @@ class _Handlers:
                 listed = ", ".join(names[:shown]) + (" and more" if len(names) > shown else "")
                 found.append(f"{reference.what} ({listed})")
         if found:
+            hint = f" {self.r.in_use_hint}" if self.r.in_use_hint else ""
             raise ProblemError(
                 HTTPStatus.CONFLICT,
                 detail=f"{self.r.entity.capitalize()} {row[self.r.label_field]!r} cannot be "
-                f"deleted: it is still used by {'; '.join(found)}.",
+                f"deleted: it is still used by {'; '.join(found)}.{hint}",
             )
-
-    async def _audit(
-        self,
-        tx: _Transaction,
-        request: web.Request,
-        operation: str,
-        before: Mapping[str, Any] | None,
-        after: Mapping[str, Any] | None,
-    ) -> None:
-        principal: Principal = request[PRINCIPAL]
-        entry_id = await audit.record(
-            tx.conn,
-            actor_id=principal.user_id,
-            actor_label=principal.username,
-            action=operation,
-            entity_type=self.r.entity.replace(" ", "_"),
-            entity_id=(after or before or {}).get("id"),
-            before=before,
-            after=after,
-            ip=request.remote,
-        )
-        tx.audit_ids.append(entry_id)
 
 
 def _runtime(app: web.Application) -> Runtime:
@@ -447,33 +621,15 @@ def _runtime(app: web.Application) -> Runtime:
     return app[RUNTIME]
 
 
-class _Transaction:
-    """A write in progress: its connection, and the audit rows to announce once committed."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        self.audit_ids: list[int] = []
-
-
-@asynccontextmanager
-async def _transaction(request: web.Request, resource: Resource) -> AsyncIterator[_Transaction]:
-    """A transaction whose integrity errors become problems naming the field, raised after the
-    rollback so nothing is half-written; the audit entries go on the bus after the commit."""
-    runtime = _runtime(request.app)
-    async with runtime.database.pool.acquire() as conn:
-        tx = _Transaction(conn)
-        try:
-            async with conn.transaction():
-                yield tx
-        except asyncpg.IntegrityConstraintViolationError as error:
-            raise _integrity_problem(error, resource) from None
-        for entry_id in tx.audit_ids:
-            await publish_audit(runtime.bus, conn, entry_id)
-
-
 def _integrity_problem(
     error: asyncpg.IntegrityConstraintViolationError, resource: Resource
 ) -> ProblemError:
+    if error.constraint_name in resource.unique or error.table_name in {
+        link.table for link in resource.links
+    }:
+        named = named_conflict(error, resource.unique)
+        if named is not None:
+            return named
     match = _KEY_DETAIL.search(getattr(error, "detail", None) or "")
     field = f"/{match['column']}" if match else ""
     if isinstance(error, asyncpg.UniqueViolationError):

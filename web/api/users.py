@@ -14,57 +14,53 @@ audit log never sees it.
 A user with history (calls, sessions, audit entries as actor...) cannot be deleted: the 409 names
 what refers to them; disable them instead.
 
-The write helpers here (:func:`write_transaction`, :func:`audit_change`, :func:`list_page`...)
-serve every resource whose representation carries link lists, groups included.
+The schema pieces here (:data:`READ_ONLY`, :func:`ids_schema`...) serve the other resources too;
+so do, for the endpoints written by hand, :func:`write_transaction` and the helpers of
+:mod:`callcore.web.api.resources` this module offers under their old names.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-import attrs
 from aiohttp import web
 
-from callcore import audit
-from callcore.audit_events import publish_audit
 from callcore.auth import service
 from callcore.auth.passwords import generate_password, hash_password
+from callcore.auth.principal import Principal
 from callcore.config import LANGUAGES
 from callcore.db import users as db
-from callcore.db.groups import USER_CAMPAIGNS, USER_GROUPS, Link, missing_ids, replace_links, touch
+from callcore.db.groups import USER_CAMPAIGNS, USER_GROUPS
 from callcore.db.users import ROLES
 from callcore.errors import ValidationError
-from callcore.web.api.etags import (
-    IF_MATCH_PATTERN,
-    check_version,
-    etag,
-    if_match_tags,
-    require_if_match,
-)
-from callcore.web.api.openapi import OPENAPI, document_operation, problem_responses
-from callcore.web.api.pagination import (
-    Filter,
-    Params,
-    SortKey,
-    keyset_clause,
-    next_cursor,
-    parse_list_query,
-)
-from callcore.web.api.problems import FieldError, ProblemError, field_error
+from callcore.web.api.etags import IF_MATCH_PATTERN, require_if_match
+from callcore.web.api.openapi import document_operation, problem_responses
+from callcore.web.api.pagination import Filter, Params, SortKey
+from callcore.web.api.problems import ProblemError, field_error
+from callcore.web.api.resources import Condition as Condition
+from callcore.web.api.resources import Fetch as Fetch
 from callcore.web.api.resources import (
-    CURSOR_KEY,
     Resource,
-    jsonable,
+    WriteContext,
+    fetch_row,
     merge_patch,
     read_write_roles,
+    register_resource,
 )
+from callcore.web.api.resources import list_page as list_page
+from callcore.web.api.resources import query_page as query_page
 from callcore.web.api.validation import MAX_ID, read_body, validate
+from callcore.web.api.writes import Write as Write
+from callcore.web.api.writes import audit_change as audit_change
+from callcore.web.api.writes import named_conflict, transaction
+from callcore.web.api.writes import not_found as not_found
+from callcore.web.api.writes import respond as respond
+from callcore.web.api.writes import row_id as row_id
 from callcore.web.auth import PRINCIPAL, requires
-from callcore.web.keys import RUNTIME
 
 ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 MAX_LINKS = 1000
@@ -132,43 +128,12 @@ USER_SCHEMA: dict[str, Any] = {
     },
 }
 
-USERS = Resource(
-    name="users",
-    entity="user",
-    table="users",
-    schema=USER_SCHEMA,
-    roles={
-        **read_write_roles(read=("admin", "supervisor"), write=("admin",)),
-        "get": ("admin", "supervisor", "agent"),
-    },
-    sortable={
-        "id": SortKey("id", "bigint"),
-        "username": SortKey("username", "text"),
-        "display_name": SortKey("display_name", "text"),
-        "role": SortKey("role", "text"),
-        "created_at": SortKey("created_at", "timestamptz"),
-        "updated_at": SortKey("updated_at", "timestamptz"),
-    },
-    default_sort="username",
-    filterable={
-        "q": Filter("q", SEARCH_SCHEMA),
-        "role": Filter("role", USER_SCHEMA["properties"]["role"]),
-        "is_active": Filter("is_active", {"type": "boolean"}),
-        "group_id": Filter("group_id", ID_SCHEMA),
-    },
-    label_field="username",
-)
-_USER_LINKS = {"group_ids": USER_GROUPS, "campaign_ids": USER_CAMPAIGNS}
-_UNIQUE = {"users_username_key": "username"}
-
 
 def like_pattern(text: str) -> str:
     """``%text%`` for ILIKE, with the user's own wildcards taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
-
-Condition = Callable[[Params, Any], str]
 
 USER_CONDITIONS: dict[str, Condition] = {
     "q": lambda p, v: (
@@ -181,90 +146,22 @@ USER_CONDITIONS: dict[str, Condition] = {
         f"EXISTS (SELECT FROM group_members gm WHERE gm.user_id = u.id AND gm.group_id = {p(v)})"
     ),
 }
+RIGHTS = ("role", "is_active")
+"""The fields that carry rights: changed through the auth service, never by a plain update."""
 
 
-# --- helpers shared with the groups API ------------------------------------------------------
-
-
-@attrs.define
-class Write:
-    """A write in progress: its connection, and the audit rows to announce once committed."""
-
-    conn: asyncpg.Connection
-    audit_ids: list[int] = attrs.field(factory=list)
-
-
-@asynccontextmanager
-async def write_transaction(
+def write_transaction(
     request: web.Request, unique_fields: Mapping[str, str]
-) -> AsyncIterator[Write]:
-    """One transaction; a unique violation on a constraint of ``unique_fields`` is a 409 naming
-    the field; the audit entries go on the bus after the commit."""
-    runtime = request.app[RUNTIME]
-    async with runtime.database.pool.acquire() as conn:
-        write = Write(conn)
-        try:
-            async with conn.transaction():
-                yield write
-        except asyncpg.UniqueViolationError as error:
-            field = unique_fields.get(error.constraint_name or "")
-            if field is None:
-                raise
-            raise ProblemError(
-                HTTPStatus.CONFLICT,
-                detail=f"This {field} is already taken.",
-                errors=[field_error(f"/{field}", f"/{field} is already taken")],
-            ) from None
-        except asyncpg.ForeignKeyViolationError:
-            raise ProblemError(
-                HTTPStatus.CONFLICT,
-                detail="Something this refers to was deleted meanwhile; reload and try again.",
-            ) from None
-        for entry_id in write.audit_ids:
-            await publish_audit(runtime.bus, conn, entry_id)
-
-
-async def audit_change(
-    write: Write,
-    request: web.Request,
-    action: str,
-    entity_type: str,
-    entity_id: int,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-) -> None:
-    """Record the change in the audit log, in the write's transaction, by the caller."""
-    principal = request[PRINCIPAL]
-    write.audit_ids.append(
-        await audit.record(
-            write.conn,
-            actor_id=principal.user_id,
-            actor_label=principal.username,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            before=before,
-            after=after,
-            ip=request.remote,
-        )
-    )
-
-
-def row_id(request: web.Request, entity: str) -> int:
-    """The ``{id}`` of the path; anything but a valid id is a 404 like a missing row."""
-    raw = request.match_info["id"]
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID:
-        return int(raw)
-    raise ProblemError(HTTPStatus.NOT_FOUND, detail=f"There is no {entity} {raw!r}.")
-
-
-def not_found(entity: str, entity_id: int) -> ProblemError:
-    return ProblemError(HTTPStatus.NOT_FOUND, detail=f"There is no {entity} with id {entity_id}.")
+) -> AbstractAsyncContextManager[Write]:
+    """One transaction; a unique violation on a constraint of ``unique_fields`` (name -> field)
+    is a 409 naming the field, a row referred to that went away meanwhile a 409 too; the audit
+    entries go on the bus after the commit."""
+    return transaction(request, lambda error: named_conflict(error, unique_fields))
 
 
 def validated_input(body: Any, resource: Resource) -> dict[str, Any]:
     """A POST/PUT body with the schema's defaults for what it omits, validated; id lists
-    sorted, as the representation serves them."""
+    sorted, as the representation serves them (for endpoints written by hand)."""
     document = {**resource.defaults, **body} if isinstance(body, dict) else body
     validate(document, resource.input_schema)
     return {k: sorted(v) if isinstance(v, list) else v for k, v in document.items()}
@@ -293,211 +190,68 @@ async def replaced_input(request: web.Request, resource: Resource) -> Callable[[
     return lambda before: values
 
 
-async def check_links(
-    conn: asyncpg.Connection, values: Mapping[str, Any], links: Mapping[str, Link]
-) -> None:
-    """422 naming each listed id whose row does not exist."""
-    errors: list[FieldError] = []
-    for field, link in links.items():
-        for missing in await missing_ids(conn, link.other_table, values[field]):
-            index = values[field].index(missing)
-            errors.append(field_error(f"/{field}/{index}", f"/{field}/{index}: no row {missing}"))
-    if errors:
+def _own_row(principal: Principal, params: Params) -> str | None:
+    """An agent reads only their own user; staff read everyone."""
+    return f"u.id = {params(principal.user_id)}" if principal.role == "agent" else None
+
+
+async def _before_write(ctx: WriteContext) -> Mapping[str, Any] | None:
+    """A new user gets a generated password (in the answer only; its hash is stored); rights
+    wait for :func:`_change_rights`; a user is deleted only without history."""
+    if ctx.operation == "delete":
+        await _refuse_deletion(ctx)
+        return None
+    assert ctx.values is not None
+    if ctx.operation == "create":
+        password = generate_password()
+        ctx.answer["password"] = password
+        return {**ctx.values, "password_hash": hash_password(password)}
+    return {k: v for k, v in ctx.values.items() if k not in RIGHTS}
+
+
+async def _refuse_deletion(ctx: WriteContext) -> None:
+    user = ctx.before or {}
+    if user["id"] == ctx.principal.user_id:
+        raise ProblemError(HTTPStatus.CONFLICT, detail="You cannot delete your own account.")
+    history = await db.user_history(ctx.conn, user["id"])
+    if history:
         raise ProblemError(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            detail="Some listed ids name nothing that exists.",
-            errors=errors,
+            HTTPStatus.CONFLICT,
+            detail=f"User {user['username']!r} cannot be deleted: it has history "
+            f"({', '.join(history)}). Disable it instead.",
+            history=history,
         )
 
 
-async def save_links(
-    write: Write,
-    owner_id: int,
-    links: Mapping[str, Link],
-    before: Mapping[str, Any] | None,
-    values: Mapping[str, Any],
-) -> list[str]:
-    """Replace the link lists that changed; the fields changed."""
-    changed = [f for f in links if before is None or values[f] != before[f]]
-    for field in changed:
-        await replace_links(write.conn, links[field], owner_id, values[field])
-    return changed
-
-
-def respond(
-    row: Mapping[str, Any], status: int = HTTPStatus.OK, location: str | None = None
-) -> web.Response:
-    headers = {"ETag": etag(row["version"])}
-    if location is not None:
-        headers["Location"] = location
-    return web.json_response(dict(row), status=status, headers=headers)
-
-
-Fetch = Callable[..., Awaitable[list[dict[str, Any]]]]
-
-
-async def query_page(
-    request: web.Request, resource: Resource, fetch: Fetch, conditions: Mapping[str, Condition]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of a list (rows as read, and the next cursor): allowlisted filters and sort,
-    keyset cursor, bound values. The JSON list and the HTML list pages both read through it."""
-    key = request.app[CURSOR_KEY]
-    query = parse_list_query(
-        request,
-        sortable=resource.sortable,
-        default_sort=resource.default_sort,
-        filterable=resource.filterable,
-        key=key,
-        scope=resource.name,
-    )
-    params = Params()
-    where = [conditions[spec.column](params, value) for spec, value in query.filters]
-    resume, order = keyset_clause(query, params)
-    if resume:
-        where.append(resume)
-    async with request.app[RUNTIME].database.pool.acquire() as conn:
-        rows = await fetch(
-            conn,
-            where=" AND ".join(where) or "TRUE",
-            args=params.values,
-            order=order,
-            limit=query.limit + 1,
-        )
-    return rows[: query.limit], next_cursor(query, rows, key, resource.name)
-
-
-async def list_page(
-    request: web.Request, resource: Resource, fetch: Fetch, conditions: Mapping[str, Condition]
-) -> web.Response:
-    rows, cursor = await query_page(request, resource, fetch, conditions)
-    return web.json_response({"items": [jsonable(row) for row in rows], "next_cursor": cursor})
-
-
-def created_schema(resource: Resource, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The representation plus the fields only a creating answer carries."""
-    schema = dict(resource.representation_schema)
-    schema["properties"] = {**schema["properties"], **extra}
-    schema["required"] = [*schema["required"], *extra]
-    return schema
-
-
-# --- users ------------------------------------------------------------------------------------
-
-
-async def _user_row(conn: asyncpg.Connection, user_id: int, *, lock: bool = False) -> dict:
-    row = await db.get_user(conn, user_id, lock=lock)
-    if row is None:
-        raise not_found("user", user_id)
-    return jsonable(row)
-
-
-async def _service_entry(write: Write, user_id: int) -> None:
-    """Announce the audit row the service just wrote about the user: the newest one, since
-    the user's row is locked by this transaction until it commits."""
-    write.audit_ids.append(
-        await write.conn.fetchval(
-            "SELECT id FROM audit_log WHERE entity_type = 'user' AND entity_id = $1 "
-            "ORDER BY at DESC, id DESC LIMIT 1",
-            str(user_id),
-        )
-    )
-
-
-@requires("admin", "supervisor")
-async def list_users(request: web.Request) -> web.Response:
-    return await list_page(request, USERS, db.list_users, USER_CONDITIONS)
-
-
-@requires("admin", "supervisor", "agent")
-async def get_user(request: web.Request) -> web.Response:
-    user_id = row_id(request, "user")
-    principal = request[PRINCIPAL]
-    if principal.role == "agent" and principal.user_id != user_id:
-        raise not_found("user", user_id)
-    async with request.app[RUNTIME].database.pool.acquire() as conn:
-        return respond(await _user_row(conn, user_id))
-
-
-@requires("admin")
-async def create_user(request: web.Request) -> web.Response:
-    values = validated_input(await read_body(request), USERS)
-    password = generate_password()
-    async with write_transaction(request, _UNIQUE) as write:
-        await check_links(write.conn, values, _USER_LINKS)
-        user_id = await db.insert_user(
-            write.conn,
-            username=values["username"],
-            display_name=values["display_name"],
-            email=values["email"],
-            role=values["role"],
-            language=values["language"],
-            is_active=values["is_active"],
-            password_hash=hash_password(password),
-        )
-        await save_links(write, user_id, _USER_LINKS, None, values)
-        after = await _user_row(write.conn, user_id)
-        await audit_change(write, request, "create", "user", user_id, None, after)
-    return respond({**after, "password": password}, HTTPStatus.CREATED, f"{USERS.path}/{user_id}")
-
-
-async def _edit(request: web.Request, new_values: Callable[[Any], Any]) -> web.Response:
-    user_id = row_id(request, "user")
-    principal = request[PRINCIPAL]
-    async with write_transaction(request, _UNIQUE) as write:
-        conn = write.conn
-        before = await _user_row(conn, user_id, lock=True)
-        # A missing If-Match is reported first, a stale one only once the change is valid.
-        tags = if_match_tags(request)
-        values = new_values(before)
-        check_version(tags, before["version"])
-        await check_links(conn, values, _USER_LINKS)
-        columns = {k: values[k] for k in db.EDITABLE_COLUMNS if values[k] != before[k]}
-        await db.update_user(conn, user_id, columns)
-        links = await save_links(write, user_id, _USER_LINKS, before, values)
-        if links and not columns:
-            await touch(conn, "users", [user_id])
-        changed = sorted([*columns, *links])
-        if changed:
-            await audit_change(
-                write,
-                request,
-                "update",
-                "user",
-                user_id,
-                {k: before[k] for k in changed},
-                {k: values[k] for k in changed},
-            )
-        await _change_rights(write, request, principal, before, values)
-        after = await _user_row(conn, user_id)
-    return respond(after)
-
-
-async def _change_rights(
-    write: Write,
-    request: web.Request,
-    principal: Any,
-    before: Mapping[str, Any],
-    values: Mapping[str, Any],
-) -> None:
-    """Role and active flag through the auth service: sessions end, the last admin stays."""
+async def _change_rights(ctx: WriteContext) -> None:
+    """After an edit's other fields: role and active flag through the auth service, which ends
+    the user's sessions and keeps the last active admin, each with its own audit entry (a
+    creation sets them directly: the new user has no session yet)."""
+    before, values = ctx.before, ctx.values
+    if before is None or values is None:
+        return
     user_id = before["id"]
     field = "role"
     try:
         if values["role"] != before["role"]:
             await service.set_role(
-                write.conn, actor=principal, user_id=user_id, role=values["role"], ip=request.remote
+                ctx.conn,
+                actor=ctx.principal,
+                user_id=user_id,
+                role=values["role"],
+                ip=ctx.request.remote,
             )
-            await _service_entry(write, user_id)
+            ctx.audit_ids.append(await _service_entry(ctx.conn, user_id))
         field = "is_active"
         if values["is_active"] != before["is_active"]:
             await service.set_active(
-                write.conn,
-                actor=principal,
+                ctx.conn,
+                actor=ctx.principal,
                 user_id=user_id,
                 active=values["is_active"],
-                ip=request.remote,
+                ip=ctx.request.remote,
             )
-            await _service_entry(write, user_id)
+            ctx.audit_ids.append(await _service_entry(ctx.conn, user_id))
     except ValidationError as refused:
         raise ProblemError(
             HTTPStatus.CONFLICT,
@@ -506,49 +260,75 @@ async def _change_rights(
         ) from None
 
 
-@requires("admin")
-async def update_user(request: web.Request) -> web.Response:
-    return await _edit(request, await patched_input(request, USERS))
+async def _service_entry(conn: asyncpg.Connection, user_id: int) -> int:
+    """The audit row the service just wrote about the user: the newest one, since the user's
+    row is locked by this transaction until it commits."""
+    return await conn.fetchval(
+        "SELECT id FROM audit_log WHERE entity_type = 'user' AND entity_id = $1 "
+        "ORDER BY at DESC, id DESC LIMIT 1",
+        str(user_id),
+    )
 
 
-@requires("admin")
-async def replace_user(request: web.Request) -> web.Response:
-    return await _edit(request, await replaced_input(request, USERS))
-
-
-@requires("admin")
-async def delete_user(request: web.Request) -> web.Response:
-    user_id = row_id(request, "user")
-    async with write_transaction(request, _UNIQUE) as write:
-        before = await _user_row(write.conn, user_id, lock=True)
-        require_if_match(request, before["version"])
-        if user_id == request[PRINCIPAL].user_id:
-            raise ProblemError(HTTPStatus.CONFLICT, detail="You cannot delete your own account.")
-        history = await db.user_history(write.conn, user_id)
-        if history:
-            raise ProblemError(
-                HTTPStatus.CONFLICT,
-                detail=f"User {before['username']!r} cannot be deleted: it has history "
-                f"({', '.join(history)}). Disable it instead.",
-                history=history,
-            )
-        await db.delete_user(write.conn, user_id)
-        await audit_change(write, request, "delete", "user", user_id, before, None)
-    return web.Response(status=HTTPStatus.NO_CONTENT)
+USERS = Resource(
+    name="users",
+    entity="user",
+    table="users",
+    alias="u",
+    schema=USER_SCHEMA,
+    roles={
+        **read_write_roles(read=("admin", "supervisor"), write=("admin",)),
+        "get": ("admin", "supervisor", "agent"),
+    },
+    sortable={
+        "id": SortKey("id", "bigint"),
+        "username": SortKey("username", "text"),
+        "display_name": SortKey("display_name", "text"),
+        "role": SortKey("role", "text"),
+        "created_at": SortKey("created_at", "timestamptz"),
+        "updated_at": SortKey("updated_at", "timestamptz"),
+    },
+    default_sort="username",
+    filterable={
+        "q": Filter("q", SEARCH_SCHEMA),
+        "role": Filter("role", USER_SCHEMA["properties"]["role"]),
+        "is_active": Filter("is_active", {"type": "boolean"}),
+        "group_id": Filter("group_id", ID_SCHEMA),
+    },
+    conditions=USER_CONDITIONS,
+    label_field="username",
+    scope=_own_row,
+    links=(USER_GROUPS, USER_CAMPAIGNS),
+    before_write=_before_write,
+    after_write=_change_rights,
+    unique={"users_username_key": "username"},
+    audit_changes=True,
+)
 
 
 @requires("admin")
 async def reset_user_password(request: web.Request) -> web.Response:
     user_id = row_id(request, "user")
-    async with write_transaction(request, _UNIQUE) as write:
-        before = await _user_row(write.conn, user_id, lock=True)
+    async with write_transaction(request, USERS.unique) as write:
+        before = await fetch_row(write.conn, USERS, user_id, lock=True)
+        if before is None:
+            raise not_found("user", user_id)
         require_if_match(request, before["version"])
         password = await service.reset_password(
             write.conn, actor=request[PRINCIPAL], user_id=user_id, ip=request.remote
         )
-        await _service_entry(write, user_id)
-        after = await _user_row(write.conn, user_id)
+        write.audit_ids.append(await _service_entry(write.conn, user_id))
+        after = await fetch_row(write.conn, USERS, user_id)
+    assert after is not None
     return respond({**after, "password": password})
+
+
+def created_schema(resource: Resource, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The representation plus the fields only a creating answer carries."""
+    schema = dict(resource.representation_schema)
+    schema["properties"] = {**schema["properties"], **extra}
+    schema["required"] = [*schema["required"], *extra]
+    return schema
 
 
 _PASSWORD = {
@@ -560,7 +340,7 @@ _WITH_PASSWORD = created_schema(USERS, {"password": _PASSWORD})
 
 
 def _document(app: web.Application) -> None:
-    app[OPENAPI].resources.append(USERS)
+    """What the resource's own description cannot say: the password in two answers."""
     with_password = {"application/json": {"schema": _WITH_PASSWORD}}
     etag_header = {"ETag": {"required": True, "schema": {"type": "string"}}}
     document_operation(
@@ -624,12 +404,7 @@ def _document(app: web.Application) -> None:
 
 def setup_users_api(app: web.Application) -> None:
     """Add the users routes and their OpenAPI description."""
-    app.router.add_get(USERS.path, list_users, name="api.users.list")
-    app.router.add_post(USERS.path, create_user, name="api.users.create")
-    app.router.add_get(USERS.item_path, get_user, name="api.users.get")
-    app.router.add_put(USERS.item_path, replace_user, name="api.users.replace")
-    app.router.add_patch(USERS.item_path, update_user, name="api.users.update")
-    app.router.add_delete(USERS.item_path, delete_user, name="api.users.delete")
+    register_resource(app, USERS)
     app.router.add_post(
         f"{USERS.item_path}/password", reset_user_password, name="api.users.password"
     )
