@@ -13,13 +13,14 @@ from typing import Any
 from aiohttp import web
 
 from callcore.db.groups import GROUP_CAMPAIGNS, GROUP_MEMBERS
-from callcore.web.api.pagination import Filter, SortKey
+from callcore.web.api.pagination import Filter
 from callcore.web.api.resources import (
     Condition,
     Reference,
     Resource,
     read_write_roles,
     register_resource,
+    sortable_by,
 )
 from callcore.web.api.users import ID_SCHEMA, READ_ONLY, SEARCH_SCHEMA, ids_schema, like_pattern
 
@@ -57,12 +58,7 @@ GROUPS = Resource(
     alias="g",
     schema=GROUP_SCHEMA,
     roles=read_write_roles(read=("admin", "supervisor"), write=("admin",)),
-    sortable={
-        "id": SortKey("id", "bigint"),
-        "name": SortKey("name", "text"),
-        "created_at": SortKey("created_at", "timestamptz"),
-        "updated_at": SortKey("updated_at", "timestamptz"),
-    },
+    sortable=sortable_by("name"),
     default_sort="name",
     filterable={
         "q": Filter("q", SEARCH_SCHEMA),

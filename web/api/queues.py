@@ -21,7 +21,7 @@ import asyncpg
 from aiohttp import web
 
 from callcore.db.links import LinkTable
-from callcore.web.api.pagination import Filter, SortKey
+from callcore.web.api.pagination import Filter
 from callcore.web.api.problems import FieldError, ProblemError, field_error
 from callcore.web.api.resources import (
     Condition,
@@ -32,6 +32,7 @@ from callcore.web.api.resources import (
     read_write_roles,
     register_resource,
     select_rows,
+    sortable_by,
 )
 from callcore.web.api.users import ID_SCHEMA, MAX_LINKS, READ_ONLY, SEARCH_SCHEMA, like_pattern
 
@@ -246,12 +247,7 @@ QUEUES = Resource(
     alias="q",
     schema=QUEUE_SCHEMA,
     roles=read_write_roles(read=("admin", "supervisor"), write=("admin",)),
-    sortable={
-        "id": SortKey("id", "bigint"),
-        "name": SortKey("name", "text"),
-        "created_at": SortKey("created_at", "timestamptz"),
-        "updated_at": SortKey("updated_at", "timestamptz"),
-    },
+    sortable=sortable_by("name"),
     default_sort="name",
     filterable={
         "q": Filter("q", SEARCH_SCHEMA),

@@ -57,6 +57,7 @@ from callcore.web.api.writes import (
     check_links,
     named_conflict,
     not_found,
+    read_patch,
     respond,
     row_id,
     transaction,
@@ -128,6 +129,16 @@ class Reference:
 def read_write_roles(read: tuple[str, ...], write: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """Per-operation roles for the common case: some roles read, fewer write."""
     return {op: read if op in ("list", "get") else write for op in OPERATIONS}
+
+
+def sortable_by(*text_columns: str) -> dict[str, SortKey]:
+    """The usual sort keys: ``id``, the given text columns (NOT NULL) and the timestamps."""
+    return {
+        "id": SortKey("id", "bigint"),
+        **{column: SortKey(column, "text") for column in text_columns},
+        "created_at": SortKey("created_at", "timestamptz"),
+        "updated_at": SortKey("updated_at", "timestamptz"),
+    }
 
 
 def _check_identifier(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -460,13 +471,7 @@ class _Handlers:
         return await self._write(request, "replace", lambda before: values)
 
     async def update(self, request: web.Request) -> web.Response:
-        patch = await read_body(request, self.r.max_body_bytes)
-        if not isinstance(patch, dict):
-            raise ProblemError(
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-                detail="A PATCH body is a JSON object of the fields to change.",
-                errors=[field_error("", "the body must be an object")],
-            )
+        patch = await read_patch(request, self.r.max_body_bytes)
 
         def merged(before: Mapping[str, Any]) -> dict[str, Any]:
             current = {k: before[k] for k in self.r.writable if k in before}

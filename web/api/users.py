@@ -39,7 +39,7 @@ from callcore.db.users import ROLES
 from callcore.errors import ValidationError
 from callcore.web.api.etags import IF_MATCH_PATTERN, require_if_match
 from callcore.web.api.openapi import document_operation, problem_responses
-from callcore.web.api.pagination import Filter, Params, SortKey
+from callcore.web.api.pagination import Filter, Params
 from callcore.web.api.problems import ProblemError, field_error
 from callcore.web.api.resources import Condition as Condition
 from callcore.web.api.resources import Fetch as Fetch
@@ -50,13 +50,14 @@ from callcore.web.api.resources import (
     merge_patch,
     read_write_roles,
     register_resource,
+    sortable_by,
 )
 from callcore.web.api.resources import list_page as list_page
 from callcore.web.api.resources import query_page as query_page
 from callcore.web.api.validation import MAX_ID, read_body, validate
 from callcore.web.api.writes import Write as Write
 from callcore.web.api.writes import audit_change as audit_change
-from callcore.web.api.writes import named_conflict, transaction
+from callcore.web.api.writes import named_conflict, read_patch, transaction
 from callcore.web.api.writes import not_found as not_found
 from callcore.web.api.writes import respond as respond
 from callcore.web.api.writes import row_id as row_id
@@ -169,13 +170,7 @@ def validated_input(body: Any, resource: Resource) -> dict[str, Any]:
 
 async def patched_input(request: web.Request, resource: Resource) -> Callable[[Any], Any]:
     """Read a PATCH body (an RFC 7396 merge patch) and return how it applies to a row."""
-    patch = await read_body(request)
-    if not isinstance(patch, dict):
-        raise ProblemError(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            detail="A PATCH body is a JSON object of the fields to change.",
-            errors=[field_error("", "the body must be an object")],
-        )
+    patch = await read_patch(request)
 
     def merged(before: Mapping[str, Any]) -> dict[str, Any]:
         current = {k: before[k] for k in resource.writable}
@@ -231,33 +226,27 @@ async def _change_rights(ctx: WriteContext) -> None:
     if before is None or values is None:
         return
     user_id = before["id"]
-    field = "role"
-    try:
-        if values["role"] != before["role"]:
-            await service.set_role(
+    for field, argument, change in (
+        ("role", "role", service.set_role),
+        ("is_active", "active", service.set_active),
+    ):
+        if values[field] == before[field]:
+            continue
+        try:
+            await change(
                 ctx.conn,
                 actor=ctx.principal,
                 user_id=user_id,
-                role=values["role"],
                 ip=ctx.request.remote,
+                **{argument: values[field]},
             )
-            ctx.audit_ids.append(await _service_entry(ctx.conn, user_id))
-        field = "is_active"
-        if values["is_active"] != before["is_active"]:
-            await service.set_active(
-                ctx.conn,
-                actor=ctx.principal,
-                user_id=user_id,
-                active=values["is_active"],
-                ip=ctx.request.remote,
-            )
-            ctx.audit_ids.append(await _service_entry(ctx.conn, user_id))
-    except ValidationError as refused:
-        raise ProblemError(
-            HTTPStatus.CONFLICT,
-            detail=f"{str(refused)[:1].upper()}{str(refused)[1:]}.",
-            errors=[field_error(f"/{field}", f"/{field}: {refused}")],
-        ) from None
+        except ValidationError as refused:
+            raise ProblemError(
+                HTTPStatus.CONFLICT,
+                detail=f"{str(refused)[:1].upper()}{str(refused)[1:]}.",
+                errors=[field_error(f"/{field}", f"/{field}: {refused}")],
+            ) from None
+        ctx.audit_ids.append(await _service_entry(ctx.conn, user_id))
 
 
 async def _service_entry(conn: asyncpg.Connection, user_id: int) -> int:
@@ -280,14 +269,7 @@ USERS = Resource(
         **read_write_roles(read=("admin", "supervisor"), write=("admin",)),
         "get": ("admin", "supervisor", "agent"),
     },
-    sortable={
-        "id": SortKey("id", "bigint"),
-        "username": SortKey("username", "text"),
-        "display_name": SortKey("display_name", "text"),
-        "role": SortKey("role", "text"),
-        "created_at": SortKey("created_at", "timestamptz"),
-        "updated_at": SortKey("updated_at", "timestamptz"),
-    },
+    sortable=sortable_by("username", "display_name", "role"),
     default_sort="username",
     filterable={
         "q": Filter("q", SEARCH_SCHEMA),

@@ -22,7 +22,7 @@ from callcore.auth.principal import Principal
 from callcore.db.links import LinkTable
 from callcore.web.api.etags import etag
 from callcore.web.api.problems import ProblemError, field_error
-from callcore.web.api.validation import MAX_ID
+from callcore.web.api.validation import DEFAULT_MAX_BYTES, MAX_ID, read_body
 from callcore.web.auth import PRINCIPAL
 from callcore.web.keys import RUNTIME
 
@@ -151,3 +151,15 @@ async def check_links(
             detail="Some listed ids name nothing that exists.",
             errors=errors,
         )
+
+
+async def read_patch(request: web.Request, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """A PATCH body: an RFC 7396 merge patch, so a JSON object (422 otherwise)."""
+    patch = await read_body(request, max_bytes)
+    if not isinstance(patch, dict):
+        raise ProblemError(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            detail="A PATCH body is a JSON object of the fields to change.",
+            errors=[field_error("", "the body must be an object")],
+        )
+    return patch
