@@ -129,6 +129,7 @@ def callcore_server(loop_name: str, max_sessions: int) -> None:
     from callcore.agi import AgiRoute, AGISession, FastAGIServer
     from callcore.config import AgiSettings
     from callcore.plugin_manager import PluginHost
+    from callcore.runtime import settle_heap
 
     async def main_menu(session: AGISession, params: Mapping[str, str]) -> None:
         flow = params["flow"]
@@ -165,6 +166,7 @@ def callcore_server(loop_name: str, max_sessions: int) -> None:
         settings = AgiSettings(host=HOST, max_sessions=max_sessions)
         server = FastAGIServer(host.agi_routes(), settings, port=0)
         await server.start()
+        settle_heap()  # as `callcore serve` does once it has started
         await serve_until_stdin_closes(server.port, server.close)
 
     run_on(loop_name, main)

@@ -69,10 +69,12 @@ async def _demo(settings: Settings) -> None:
 
 
 async def _run_web(runtime: Runtime) -> None:
+    from callcore.runtime import settle_heap
     from callcore.web.server import running_web
 
     web = runtime.settings.web
     async with running_web(runtime, web.host, web.port) as url:
+        settle_heap()
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
         print(f"callcore {__version__} is serving on {url} ({loop}; Ctrl-C to stop)", flush=True)
         await _wait_for_stop_signal()

@@ -8,6 +8,7 @@ server drains its calls before the database they write to goes away.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -85,3 +86,16 @@ async def open_runtime(
             runtime.live.attach(runtime.ami)  # before it connects: the first resync counts
             await stack.enter_async_context(runtime.ami)
         yield runtime
+
+
+def settle_heap() -> None:
+    """Take what a node keeps for its whole life out of the garbage collector's sight.
+
+    Called once start-up is done (``callcore serve``, ``callcore demo``). Modules, plugins,
+    schemas and templates are some 70 000 objects that a full collection would otherwise scan
+    every time, for nothing: on the reference machine that scan alone is ~17 ms, a stall every
+    call on the node feels as a late prompt. ``gc.freeze()`` moves them to a permanent
+    generation, so collections under load look only at the calls' own objects.
+    """
+    gc.collect()
+    gc.freeze()
