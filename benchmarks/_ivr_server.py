@@ -4,10 +4,11 @@ It creates a database on the PostgreSQL server named by ``CALLCORE_TEST_DATABASE
 ``ivr_bench.py``: the machine's server, or an embedded one it started), opens the node with
 ``open_runtime`` (which migrates it), publishes the benchmark's flow on its DID with SQL, serves
 the CRM stand-in the flow's webhook calls (aiohttp on 127.0.0.1, in this process), and installs
-the tracer (``_ivr_trace.py``). It prints ``PORT <agi port>``, serves until its stdin closes,
-then prints ``STATS <json>`` (the traces' figures, the ``ivr_calls`` rows by outcome, the
-webhook requests served, the CPU its database's PostgreSQL backends used meanwhile, the event
-loop) and drops the database. Run by ``ivr_bench.py``.
+the tracer (``_ivr_trace.py``). It prints ``PORT <agi port>`` and serves. A ``MARK`` line on
+its stdin (sent after the warm-up calls) starts the counts afresh; when stdin closes it prints
+``STATS <json>`` (since the mark: the traces' figures, the ``ivr_calls`` rows by outcome, the
+webhook requests served, the CPU its database's PostgreSQL backends used; and the event loop)
+and drops the database. Run by ``ivr_bench.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import itertools
 import json
 import os
@@ -31,7 +33,7 @@ import psutil
 from _ivr_baseline import PlainIvr
 from _ivr_flow import CALL, DID, PATH, WEBHOOK_ANSWER, WEBHOOK_PATH, flow_graph
 from _ivr_trace import Tracer
-from agi_bench import HOST, raise_fd_limit, serve_until_stdin_closes
+from agi_bench import HOST, raise_fd_limit
 from aiohttp import web
 
 import callcore.runtime
@@ -138,13 +140,72 @@ async def backend_cpu(pool: asyncpg.Pool) -> dict[int, float]:
     return used
 
 
-async def serve(url: str, max_sessions: int, profile: cProfile.Profile | None) -> None:
+class Measurement:
+    """What the server reports, counted from the last mark (the end of the warm-up calls)."""
+
+    def __init__(self, runtime: Runtime, webhook: Webhook, gc_freeze: bool) -> None:
+        self.runtime = runtime
+        self.webhook = webhook
+        self.gc_freeze = gc_freeze
+        self.tracer = Tracer()
+        self.tracer.install(runtime.ivr.services)
+        self._db_cpu: dict[int, float] = {}
+        self._rows: dict[str, int] = {}
+        self._requests = 0
+
+    async def mark(self) -> None:
+        """Start counting afresh; with ``gc_freeze``, freeze what the warm-up left alive."""
+        if self.gc_freeze:
+            gc.collect()
+            gc.freeze()
+        self.tracer.reset()
+        self._db_cpu = await backend_cpu(self.runtime.database.pool)
+        self._rows = await call_rows(self.runtime)
+        self._requests = self.webhook.requests
+
+    async def report(self) -> dict[str, Any]:
+        db_cpu = await backend_cpu(self.runtime.database.pool)
+        rows = await call_rows(self.runtime)
+        return {
+            "db_backend_cpu_s": round(
+                sum(cpu - self._db_cpu.get(pid, 0.0) for pid, cpu in db_cpu.items()), 4
+            ),
+            "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+            "gc_frozen_objects": gc.get_freeze_count(),
+            "ivr_calls": {
+                outcome: n - self._rows.get(outcome, 0)
+                for outcome, n in rows.items()
+                if n > self._rows.get(outcome, 0)
+            },
+            "webhook_requests": self.webhook.requests - self._requests,
+            **self.tracer.summary(transitions(), len(PATH)),
+        }
+
+
+async def follow_orders(
+    port: int, measurement: Measurement, profile: cProfile.Profile | None
+) -> None:
+    """Announce ``port``; on each ``MARK`` line of stdin start counting afresh (answering
+    ``MARKED``); when stdin closes, print ``STATS <json>``."""
+    print(f"PORT {port}", flush=True)
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.buffer.readline):
+        if line.strip() == b"MARK":
+            await measurement.mark()
+            if profile is not None:
+                profile.enable()  # the measured calls only
+            print("MARKED", flush=True)
+    if profile is not None:
+        profile.disable()
+    print(f"STATS {json.dumps(await measurement.report())}", flush=True)
+
+
+async def serve(url: str, args: argparse.Namespace, profile: cProfile.Profile | None) -> None:
     webhook = Webhook()
     await webhook.start()
     plain = PlainIvr(webhook.url)
     # Benchmark only: the node's own plugins plus the baseline's route, instead of entry points.
     callcore.runtime.load_plugins = lambda: plugins_with(plain)  # type: ignore[assignment]
-    tracer = Tracer()
     try:
         with tempfile.TemporaryDirectory(prefix="ivr-bench-node-") as data_dir:
             settings = Settings(
@@ -153,43 +214,23 @@ async def serve(url: str, max_sessions: int, profile: cProfile.Profile | None) -
                 secret_key=Secret(generate_key()),
                 language="en",
                 log_level="WARNING",
-                agi=AgiSettings(host=HOST, max_sessions=max_sessions),
+                agi=AgiSettings(host=HOST, max_sessions=args.max_sessions),
             )
             async with open_runtime(settings, agi_port=0) as runtime:
                 assert runtime.agi is not None
                 await publish(runtime, flow_graph(webhook.url))
-                tracer.install(runtime.ivr.services)
-                pool = runtime.database.pool
-                db_before = await backend_cpu(pool)
-
-                async def report() -> None:
-                    if profile is not None:
-                        profile.disable()
-                    db_after = await backend_cpu(pool)
-                    stats = {
-                        "db_backend_cpu_s": round(
-                            sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items()), 4
-                        ),
-                        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
-                        "ivr_calls": await call_rows(runtime),
-                        "webhook_requests": webhook.requests,
-                        **tracer.summary(transitions(), len(PATH)),
-                    }
-                    print(f"STATS {json.dumps(stats)}", flush=True)
-
-                if profile is not None:
-                    profile.enable()  # the calls only: not the start-up, not the report
-                await serve_until_stdin_closes(runtime.agi.port, report)
+                measurement = Measurement(runtime, webhook, args.gc_freeze)
+                await follow_orders(runtime.agi.port, measurement, profile)
     finally:
         await webhook.close()
 
 
-async def main_async(max_sessions: int, profile: cProfile.Profile | None) -> None:
+async def main_async(args: argparse.Namespace, profile: cProfile.Profile | None) -> None:
     admin_url = os.environ[SERVER_URL_ENV]
     name = f"callcore_ivrbench_{os.getpid()}_{secrets.token_hex(4)}"
     await execute(admin_url, f"CREATE DATABASE {name} {PRISTINE}")
     try:
-        await serve(with_database(admin_url, name), max_sessions, profile)
+        await serve(with_database(admin_url, name), args, profile)
     finally:
         await execute(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -198,13 +239,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-sessions", type=int, default=2000)
     parser.add_argument("--profile", type=Path, help="write cProfile statistics to this file")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() at the mark (a what-if: callcore does not do it)",
+    )
     args = parser.parse_args()
     raise_fd_limit(args.max_sessions)
     if SERVER_URL_ENV not in os.environ:
         sys.exit(f"{SERVER_URL_ENV} must name the PostgreSQL server to create the database on")
     # CPU time, not wall time: on a shared 2-core machine wall time counts the neighbours' turns.
     profile = cProfile.Profile(time.process_time) if args.profile else None
-    run_node(main_async(args.max_sessions, profile))
+    run_node(main_async(args, profile))
     if profile is not None:
         profile.dump_stats(args.profile)
 

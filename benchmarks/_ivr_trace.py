@@ -4,23 +4,29 @@
 product: ``AGISession.__init__`` (the call's trace starts once its header block is parsed, and
 its transport is wrapped so each command's write is timestamped), ``AGISession.deliver`` (a
 reply's arrival), ``FastAGIServer._serve`` (the route handler's task: it marks the trace as the
-task's current one) and the node's ``services.http`` (each awaited webhook request). From those:
+task's current one) and the node's ``services.http`` (each awaited webhook request); a
+``gc.callbacks`` hook times each collection of Python's cyclic garbage collector. From those:
 
 - the **engine time** of each transition between two AGI commands: from the reply's arrival to
   the next command's write, minus the webhook time awaited in between. It is what the engine
   (or the baseline's straight-line code) spends between the PBX's turns, including any wait for
-  the event loop;
+  the event loop and any garbage collection that ran meanwhile;
 - **set-up**: header block parsed to first command written (the DID's flow query, the
   ``ivr_calls`` insert, the first node); **teardown**: last reply to the connection's close
   (the ``ivr_calls`` update). Both are mostly awaited database time;
-- **webhook**: the time awaited in ``services.http``.
+- **webhook**: the time awaited in ``services.http``;
+- **gc**: the collector's pauses, which stop the event loop and so every call at once.
 
-Every figure comes in wall time and in the server thread's CPU time (``cpu_*``) over the same
-span. The wrappers cost two clock reads and a list append per event, the same for both set-ups.
+Every figure comes in three readings: wall time; the server thread's CPU time over the same
+span (``cpu_*``: the turns the machine's other processes took are left out, the work of other
+calls the loop ran inside the span is not); wall time less the collector's pauses (``net_*``).
+The wrappers cost two clock reads and a list append per event, the same for both set-ups.
 """
 
 from __future__ import annotations
 
+import bisect
+import gc
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from time import perf_counter, thread_time
@@ -34,10 +40,30 @@ from callcore.agi.session import AGISession, Transport
 
 Stamp = tuple[float, float]
 """(wall ``perf_counter``, thread CPU ``thread_time``) seconds."""
+Interval = tuple[Stamp, Stamp]
+READINGS = ("", "cpu_", "net_")
+"""Key prefixes of the three readings: wall time, CPU time, wall time less GC pauses."""
 
 
 def stamp() -> Stamp:
     return perf_counter(), thread_time()
+
+
+def span(start: Stamp, end: Stamp, clock: int, excluded: Sequence[Interval] = ()) -> float:
+    """Time from ``start`` to ``end`` on ``clock`` (0 wall, 1 CPU), less the union of the
+    ``excluded`` intervals inside it."""
+    low, high = start[clock], end[clock]
+    clipped = sorted(
+        (max(s[clock], low), min(e[clock], high))
+        for s, e in excluded
+        if s[clock] < high and e[clock] > low
+    )
+    left_out, reach = 0.0, low
+    for begin, finish in clipped:
+        if finish > reach:
+            left_out += finish - max(begin, reach)
+            reach = finish
+    return high - low - left_out
 
 
 class CallTrace:
@@ -49,19 +75,52 @@ class CallTrace:
         self.started = stamp()
         self.writes: list[Stamp] = []
         self.replies: list[Stamp] = []
-        self.http: list[tuple[Stamp, Stamp]] = []
+        self.http: list[Interval] = []
         self.closed: Stamp | None = None
         self.done: Stamp | None = None
 
-    def span(self, start: Stamp, end: Stamp, clock: int) -> float:
-        """Time from ``start`` to ``end`` on ``clock`` (0 wall, 1 CPU), less the webhook's."""
-        low, high = start[clock], end[clock]
-        awaited = sum(
-            min(e[clock], high) - max(s[clock], low)
-            for s, e in self.http
-            if s[clock] < high and e[clock] > low
-        )
-        return high - low - awaited
+
+class Pauses:
+    """The garbage collector's pauses, in time order (they never overlap)."""
+
+    def __init__(self) -> None:
+        self.intervals: list[Interval] = []
+        self.generations: list[int] = []
+        self._starts: list[float] = []
+        self._began: Stamp | None = None
+
+    def callback(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._began = stamp()
+        elif self._began is not None:
+            self.intervals.append((self._began, stamp()))
+            self.generations.append(info["generation"])
+            self._starts.append(self._began[0])
+            self._began = None
+
+    def within(self, low: float, high: float) -> list[Interval]:
+        """The pauses overlapping the wall-time span ``low``–``high``."""
+        found = []
+        index = bisect.bisect_left(self._starts, high) - 1
+        while index >= 0 and self.intervals[index][1][0] > low:
+            found.append(self.intervals[index])
+            index -= 1
+        return found
+
+    def by_generation(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        for generation in sorted(set(self.generations)):
+            pauses = [
+                (end[0] - begin[0]) * 1000
+                for (begin, end), g in zip(self.intervals, self.generations, strict=True)
+                if g == generation
+            ]
+            figures[f"gen{generation}"] = {
+                "collections": len(pauses),
+                "total_ms": round(sum(pauses), 1),
+                "max_ms": round(max(pauses), 3),
+            }
+        return figures
 
 
 CURRENT: ContextVar[CallTrace | None] = ContextVar("ivr_bench_trace", default=None)
@@ -91,6 +150,7 @@ class Tracer:
 
     def __init__(self) -> None:
         self.traces: list[CallTrace] = []
+        self.pauses = Pauses()
 
     def install(self, services: Any) -> None:
         traces = self.traces
@@ -131,54 +191,64 @@ class Tracer:
                 if trace is not None:
                     trace.http.append((started, stamp()))
 
+        gc.callbacks.append(self.pauses.callback)
         AGISession.__init__ = traced_init  # type: ignore[method-assign]
         AGISession.deliver = traced_deliver  # type: ignore[method-assign]
         FastAGIServer._serve = traced_serve  # type: ignore[method-assign]
         services.http = timed_http
 
+    def reset(self) -> None:
+        """Forget what was traced so far (the warm-up calls)."""
+        self.traces.clear()
+        gc.callbacks.remove(self.pauses.callback)
+        self.pauses = Pauses()
+        gc.callbacks.append(self.pauses.callback)
+
+    def measure(
+        self, begin: Stamp, end: Stamp, reading: str, webhooks: Sequence[Interval]
+    ) -> float:
+        """One span in one reading, less the ``webhooks`` awaited inside it."""
+        excluded = list(webhooks)
+        if reading == "net_":
+            excluded += self.pauses.within(begin[0], end[0])
+        return span(begin, end, 1 if reading == "cpu_" else 0, excluded)
+
     def summary(self, transitions: Sequence[tuple[str, int]], nodes: int) -> dict[str, Any]:
         """Figures over the complete traces; ``transitions`` labels each gap between commands
-        with the nodes entered during it, ``nodes`` is the count of nodes a call visits.
-
-        Each figure comes in wall time and, as ``cpu_*``, in the server thread's CPU time over
-        the same span: CPU time leaves out the turns the machine's other processes took (and
-        counts whatever other calls' work the loop ran in between)."""
+        with the nodes entered during it, ``nodes`` is the count of nodes a call visits."""
         commands = len(transitions) + 1
         complete = [
             t
             for t in self.traces
             if len(t.writes) == commands and len(t.replies) == commands and t.done is not None
         ]
-        gaps: list[list[list[float]]] = [[[] for _ in transitions] for _ in (0, 1)]
-        calls: list[list[float]] = [[], []]
-        http: list[list[float]] = [[], []]
-        setup: list[list[float]] = [[], []]
-        teardown: list[list[float]] = [[], []]
+        gaps: dict[str, list[list[float]]] = {r: [[] for _ in transitions] for r in READINGS}
+        calls: dict[str, list[float]] = {r: [] for r in READINGS}
+        webhook: dict[str, list[float]] = {r: [] for r in READINGS}
+        setup: dict[str, list[float]] = {r: [] for r in READINGS}
+        teardown: dict[str, list[float]] = {r: [] for r in READINGS}
         for t in complete:
             end = t.closed or t.done
             assert end is not None
-            for clock in (0, 1):
-                spans = [t.span(t.replies[k - 1], t.writes[k], clock) for k in range(1, commands)]
-                for values, span in zip(gaps[clock], spans, strict=True):
-                    values.append(span)
-                calls[clock].append(sum(spans))
-                http[clock].extend(e[clock] - s[clock] for s, e in t.http)
-                setup[clock].append(t.span(t.started, t.writes[0], clock))
-                teardown[clock].append(end[clock] - t.replies[-1][clock])
+            for r in READINGS:
+                spans = [
+                    self.measure(t.replies[k - 1], t.writes[k], r, t.http)
+                    for k in range(1, commands)
+                ]
+                for values, value in zip(gaps[r], spans, strict=True):
+                    values.append(value)
+                calls[r].append(sum(spans))
+                webhook[r].extend(self.measure(s, e, r, ()) for s, e in t.http)
+                setup[r].append(self.measure(t.started, t.writes[0], r, t.http))
+                teardown[r].append(self.measure(t.replies[-1], end, r, t.http))
         per_transition = {
-            label: {"nodes_entered": entered, **_spread(wall), **_spread(cpu, "cpu_")}
-            for (label, entered), wall, cpu in zip(transitions, *gaps, strict=True)
+            label: {"nodes_entered": entered} | _spread({r: gaps[r][index] for r in READINGS})
+            for index, (label, entered) in enumerate(transitions)
         }
 
-        def worst(key: str, per_node: bool = False) -> float | None:
-            values = [
-                (v[key] or 0.0) / (max(v["nodes_entered"], 1) if per_node else 1)
-                for v in per_transition.values()
-            ]
+        def worst(key: str) -> float | None:
+            values = [v[key] for v in per_transition.values() if v[key] is not None]
             return round(max(values), 3) if values else None
-
-        def both(values: list[list[float]]) -> dict[str, Any]:
-            return _spread(values[0]) | _spread(values[1], "cpu_")
 
         return {
             "calls_traced": len(complete),
@@ -186,18 +256,23 @@ class Tracer:
             "engine_per_transition": per_transition,
             "engine_transition_p99_ms_worst": worst("p99_ms"),
             "engine_transition_cpu_p99_ms_worst": worst("cpu_p99_ms"),
-            "engine_node_p99_ms_worst": worst("p99_ms", per_node=True),
-            "engine_call_ms": both(calls),
-            "engine_per_node_call_average_ms": both([[c / nodes for c in v] for v in calls]),
-            "webhook_ms": {"requests": len(http[0]), **both(http)},
-            "setup_ms": both(setup),
-            "teardown_ms": both(teardown),
+            "engine_transition_net_p99_ms_worst": worst("net_p99_ms"),
+            "engine_call_ms": _spread(calls),
+            "engine_per_node_call_average_ms": _spread(
+                {r: [c / nodes for c in values] for r, values in calls.items()}
+            ),
+            "webhook_ms": {"requests": len(webhook[""])} | _spread(webhook),
+            "setup_ms": _spread(setup),
+            "teardown_ms": _spread(teardown),
+            "gc_pauses": self.pauses.by_generation(),
         }
 
 
-def _spread(values: list[float], prefix: str = "") -> dict[str, Any]:
-    return {
-        f"{prefix}p50_ms": percentile(values, 0.50),
-        f"{prefix}p99_ms": percentile(values, 0.99),
-        f"{prefix}max_ms": percentile(values, 1.0),
-    }
+def _spread(readings: Mapping[str, list[float]]) -> dict[str, Any]:
+    """p50, p99 and max of each reading, in ms, keyed with the reading's prefix."""
+    figures: dict[str, Any] = {}
+    for prefix, values in readings.items():
+        figures[f"{prefix}p50_ms"] = percentile(values, 0.50)
+        figures[f"{prefix}p99_ms"] = percentile(values, 0.99)
+        figures[f"{prefix}max_ms"] = percentile(values, 1.0)
+    return figures

@@ -54,6 +54,14 @@ from agi_bench import (
 SETUPS: dict[str, str] = {"engine": SCRIPT_PATH, "plain": PLAIN_PATH}
 """Set-up name -> the ``agi_network_script`` its calls ask for."""
 
+WARM_UP: dict[bool, dict[str, Any]] = {
+    False: {"mode": "closed", "concurrency": 20, "warmup": 0.0, "duration": 1.0},
+    True: {"mode": "closed", "concurrency": 20, "warmup": 0.0, "duration": 0.3},
+}
+"""Calls each fresh server takes before the measured run (by ``--quick``), not counted: the
+first calls compile the flow, open the webhook's HTTP session and connections, and prepare the
+database statements on the pool's connections, which a node in service has long done."""
+
 ENGINE_NODE_P99_TARGET_MS = 1.0
 PACED_P99_TARGET_MS = 5.0
 
@@ -96,34 +104,58 @@ def postgres_server() -> Iterator[tuple[str, str]]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def loadgen_command(
+    port: int, server_pid: int, seed: int, setup: str, scenario: Mapping[str, Any]
+) -> list[str]:
+    command = [
+        sys.executable,
+        str(HERE / "_agi_loadgen.py"),
+        *("--port", str(port), "--server-pid", str(server_pid), "--seed", str(seed)),
+        *("--script", "_ivr_flow", "--script-path", SETUPS[setup]),
+        *("--mode", scenario["mode"], "--concurrency", str(scenario["concurrency"])),
+    ]
+    for option in ("warmup", "duration", "exec_time", "ramp", "jitter"):
+        if option in scenario:
+            command += [f"--{option.replace('_', '-')}", str(scenario[option])]
+    return command
+
+
+def warm_up(process: subprocess.Popen[bytes], loadgen: list[str]) -> dict[str, Any]:
+    """Run the warm-up calls, then have the server start its counts afresh."""
+    done = subprocess.run(loadgen, capture_output=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"warm-up load generator failed: {done.stderr.decode()[-2000:]}")
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(b"MARK\n")
+    process.stdin.flush()
+    answer = process.stdout.readline().decode().strip()
+    if answer != "MARKED":
+        raise RuntimeError(f"the server did not mark the end of the warm-up: {answer!r}")
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return {"calls": figures["calls_completed"], "errors": figures["errors"]}
+
+
 def run_one(
-    setup: str, scenario: Mapping[str, Any], seed: int, profile: Path | None = None
+    setup: str, scenario: Mapping[str, Any], args: argparse.Namespace, profile: Path | None
 ) -> dict[str, Any]:
-    """One server process, one load-generator process, one scenario: the figures (and the
-    server's cProfile statistics in ``profile``, if given)."""
-    concurrency = scenario["concurrency"]
+    """One server process, warmed up, one load-generator process, one scenario: the figures
+    (and the server's cProfile statistics of the measured calls in ``profile``, if given)."""
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         log = Path(tmp) / "server.log"
         command = [
             sys.executable,
             str(HERE / "_ivr_server.py"),
-            "--max-sessions",
-            str(concurrency * 2),
+            *("--max-sessions", str(scenario["concurrency"] * 2)),
             *(("--profile", str(profile)) if profile else ()),
+            *(("--gc-freeze",) if args.gc_freeze else ()),
         ]
         with running_server(command, log) as (process, port):
+            warm = warm_up(
+                process, loadgen_command(port, process.pid, args.seed, setup, WARM_UP[args.quick])
+            )
             sampler = RssSampler(process.pid)
             sampler.start()
-            loadgen = [
-                sys.executable,
-                str(HERE / "_agi_loadgen.py"),
-                *("--port", str(port), "--server-pid", str(process.pid), "--seed", str(seed)),
-                *("--script", "_ivr_flow", "--script-path", SETUPS[setup]),
-                *("--mode", scenario["mode"], "--concurrency", str(concurrency)),
-            ]
-            for option in ("warmup", "duration", "exec_time", "ramp", "jitter"):
-                if option in scenario:
-                    loadgen += [f"--{option.replace('_', '-')}", str(scenario[option])]
+            loadgen = loadgen_command(port, process.pid, args.seed, setup, scenario)
             server = psutil.Process(process.pid)
             before = (time.perf_counter(), machine_busy_seconds(), cpu_seconds(server), children())
             done = subprocess.run(loadgen, capture_output=True, timeout=600, check=False)
@@ -143,7 +175,9 @@ def run_one(
     wall, busy, server_cpu, loadgen_cpu = (a - b for a, b in zip(after, before, strict=True))
     db_cpu = stats.pop("db_backend_cpu_s")
     pbx = json.loads(done.stdout)
-    return figures_of(pbx, stats, scenario) | {
+    figures = figures_of(pbx, stats, scenario)
+    figures["all_calls_ok"] = figures["all_calls_ok"] and warm["errors"] == 0
+    return figures | {
         # Over the load generator's whole life. The database's backends are part of the system
         # under test: only what neither they, the server nor the load generator used is "other".
         "db_cpu_util": round(db_cpu / wall, 3),
@@ -154,6 +188,7 @@ def run_one(
         "server_rss_start_mib": round(sampler.start_rss / 2**20, 1),
         "server_rss_peak_mib": round(peak / 2**20, 1),
         "server_log_lines": len(server_log),
+        "warm_up": warm,
     }
 
 
@@ -263,7 +298,9 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
             for key in (
                 "engine_transition_p99_ms_worst",
                 "engine_transition_cpu_p99_ms_worst",
+                "engine_transition_net_p99_ms_worst",
                 "engine_call_ms",
+                "gc_pauses",
             )
         }
         for setup, run in (("engine", engine_paced), ("plain", plain_paced))
@@ -272,6 +309,7 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
     every_run = [run for by_setup in results.values() for run in by_setup.values()]
     worst_node = engine_server.get("engine_transition_p99_ms_worst")
     worst_node_cpu = engine_server.get("engine_transition_cpu_p99_ms_worst")
+    worst_node_net = engine_server.get("engine_transition_net_p99_ms_worst")
     paced_p99 = engine_paced.get("turnaround_p99_ms")
     return {
         "ratio_vs_baseline": min(ratios) if ratios else None,
@@ -283,11 +321,12 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
                 "engine_per_transition",
                 "engine_transition_p99_ms_worst",
                 "engine_transition_cpu_p99_ms_worst",
-                "engine_node_p99_ms_worst",
+                "engine_transition_net_p99_ms_worst",
                 "engine_per_node_call_average_ms",
                 "webhook_ms",
                 "setup_ms",
                 "teardown_ms",
+                "gc_pauses",
             )
         },
         "targets": {
@@ -299,6 +338,10 @@ def summarise(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, 
             "engine_lt_1ms_per_node_p99_cpu": None
             if worst_node_cpu is None
             else worst_node_cpu < ENGINE_NODE_P99_TARGET_MS,
+            # And in wall time less the garbage collector's pauses: the engine's own code.
+            "engine_lt_1ms_per_node_p99_net_of_gc": None
+            if worst_node_net is None
+            else worst_node_net < ENGINE_NODE_P99_TARGET_MS,
             "paced_turnaround_p99_lt_5ms": None
             if paced_p99 is None
             else paced_p99 < PACED_P99_TARGET_MS,
@@ -319,7 +362,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             for setup in order:
                 profile = args.profile / f"{key}-{setup}.prof" if args.profile else None
                 figures = undisturbed_run(
-                    functools.partial(run_one, setup, scenario, args.seed, profile), args
+                    functools.partial(run_one, setup, scenario, args, profile), args
                 )
                 results.setdefault(key, {})[setup] = figures
                 brief = (
@@ -337,6 +380,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "ivr",
         "quick": args.quick,
+        "gc_freeze": args.gc_freeze,
         **summarise(results),
         "flow_nodes": list(PATH),
         "commands_per_call": len(CALL),
@@ -372,6 +416,11 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         metavar="DIR",
         help="profile each server process (cProfile: slower, figures not comparable) into DIR",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="what-if: the servers call gc.freeze() after the warm-up (callcore does not)",
     )
     args = parser.parse_args(argv)
     if args.profile:
