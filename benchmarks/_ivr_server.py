@@ -2,9 +2,10 @@
 
 It creates a database on the PostgreSQL server named by ``CALLCORE_TEST_DATABASE_URL`` (set by
 ``ivr_bench.py``: the machine's server, or an embedded one it started), opens the node with
-``open_runtime`` (which migrates it), publishes the benchmark's flow on its DID with SQL, serves
-the CRM stand-in the flow's webhook calls (aiohttp on 127.0.0.1, in this process), and installs
-the tracer (``_ivr_trace.py``). It prints ``PORT <agi port>`` and serves. A ``MARK`` line on
+``open_runtime`` (which migrates it), publishes the benchmark's flow (``callcore.db.flows``) and
+routes its DID to it, serves the CRM stand-in the flow's webhook calls (aiohttp on 127.0.0.1,
+in this process), and installs the tracer (``_ivr_trace.py``). It prints ``PORT <agi port>``
+and serves. A ``MARK`` line on
 its stdin (sent after the warm-up calls) starts the counts afresh; when stdin closes it prints
 ``STATS <json>`` (since the mark: the traces' figures, the ``ivr_calls`` rows by outcome, the
 webhook requests served, the CPU its database's PostgreSQL backends used; and the event loop)
@@ -40,6 +41,7 @@ import callcore.runtime
 from callcore.cli import run_node
 from callcore.config import AgiSettings, Secret, Settings
 from callcore.crypto import generate_key
+from callcore.db import flows as flow_store
 from callcore.db.pool import connect, with_database
 from callcore.ivr.graph import compile_graph
 from callcore.plugin_manager import PluginHost, load_plugins
@@ -107,13 +109,8 @@ async def publish(runtime: Runtime, graph: dict[str, Any]) -> None:
     if flow is None:
         raise SystemExit(f"the benchmark flow is invalid: {[p.as_json() for p in problems]}")
     async with runtime.database.pool.acquire() as conn, conn.transaction():
-        flow_id = await conn.fetchval("INSERT INTO flows (name) VALUES ('ivr-bench') RETURNING id")
-        await conn.execute(
-            "INSERT INTO flow_versions (flow_id, version_number, status, graph, published_at) "
-            "VALUES ($1, 1, 'published', $2, now())",
-            flow_id,
-            graph,
-        )
+        flow_id = await flow_store.insert_flow(conn, "ivr-bench", "", graph, None)
+        await flow_store.publish_draft(conn, flow_id, "IVR benchmark")
         await conn.execute("INSERT INTO dids (number, flow_id) VALUES ($1, $2)", DID, flow_id)
 
 

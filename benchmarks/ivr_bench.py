@@ -10,14 +10,16 @@ the account number). Two set-ups take the same calls:
 - ``plain``: the baseline, the same call path as a straight-line AGI handler (``_ivr_baseline.py``):
   the same commands, webhook request and database round trips, no engine.
 
-Two modes: **paced** (1 000 calls arriving over 5 s, each command taking a jittered ~1 s in the
-PBX: the turnaround the PBX sees, and the engine's own time per node measured inside the
-server) and **closed loop** (100 and 500 calls kept open, replies at once: calls/s). It reports
-calls/s and the ratio to the baseline, server CPU per call, peak RSS, and whether every call
+Each server takes warm-up calls first, not counted. Two modes: **paced** (1 000 calls arriving
+over 5 s, each command taking a jittered ~1 s in the PBX: the turnaround the PBX sees, and the
+engine's own time per node measured inside the server, with the garbage collector's pauses) and
+**closed loop** (100 and 500 calls kept open, replies at once: calls/s). It reports calls/s and
+the ratio to the baseline, server and database CPU per call, peak RSS, and whether every call
 placed ended with its full dialogue and a ``completed`` ``ivr_calls`` row. One JSON object goes
 to stdout, progress to stderr. Loopback only; every run is bounded in time and in calls.
 
     python benchmarks/ivr_bench.py [--quick] [--scenario paced closed_low closed_high]
+                                   [--gc-freeze] [--profile DIR]
 """
 
 from __future__ import annotations
