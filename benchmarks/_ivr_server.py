@@ -4,8 +4,8 @@ It creates a database on the PostgreSQL server named by ``CALLCORE_TEST_DATABASE
 ``ivr_bench.py``: the machine's server, or an embedded one it started), opens the node with
 ``open_runtime`` (which migrates it), publishes the benchmark's flow (``callcore.db.flows``) and
 routes its DID to it, serves the CRM stand-in the flow's webhook calls (aiohttp on 127.0.0.1,
-in this process), and installs the tracer (``_ivr_trace.py``). It prints ``PORT <agi port>``
-and serves. A ``MARK`` line on
+in this process), installs the tracer (``_ivr_trace.py``) and, as ``callcore serve`` does once
+started, calls ``settle_heap()``. It prints ``PORT <agi port>`` and serves. A ``MARK`` line on
 its stdin (sent after the warm-up calls) starts the counts afresh; when stdin closes it prints
 ``STATS <json>`` (since the mark: the traces' figures, the ``ivr_calls`` rows by outcome, the
 webhook requests served, the CPU its database's PostgreSQL backends used; and the event loop)
@@ -45,7 +45,7 @@ from callcore.db import flows as flow_store
 from callcore.db.pool import connect, with_database
 from callcore.ivr.graph import compile_graph
 from callcore.plugin_manager import PluginHost, load_plugins
-from callcore.runtime import Runtime, open_runtime
+from callcore.runtime import Runtime, open_runtime, settle_heap
 
 SERVER_URL_ENV = "CALLCORE_TEST_DATABASE_URL"
 PRISTINE = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER libc LOCALE 'C'"
@@ -140,10 +140,9 @@ async def backend_cpu(pool: asyncpg.Pool) -> dict[int, float]:
 class Measurement:
     """What the server reports, counted from the last mark (the end of the warm-up calls)."""
 
-    def __init__(self, runtime: Runtime, webhook: Webhook, gc_freeze: bool) -> None:
+    def __init__(self, runtime: Runtime, webhook: Webhook) -> None:
         self.runtime = runtime
         self.webhook = webhook
-        self.gc_freeze = gc_freeze
         self.tracer = Tracer()
         self.tracer.install(runtime.ivr.services)
         self._db_cpu: dict[int, float] = {}
@@ -151,10 +150,7 @@ class Measurement:
         self._requests = 0
 
     async def mark(self) -> None:
-        """Start counting afresh; with ``gc_freeze``, freeze what the warm-up left alive."""
-        if self.gc_freeze:
-            gc.collect()
-            gc.freeze()
+        """Start counting afresh."""
         self.tracer.reset()
         self._db_cpu = await backend_cpu(self.runtime.database.pool)
         self._rows = await call_rows(self.runtime)
@@ -216,7 +212,8 @@ async def serve(url: str, args: argparse.Namespace, profile: cProfile.Profile | 
             async with open_runtime(settings, agi_port=0) as runtime:
                 assert runtime.agi is not None
                 await publish(runtime, flow_graph(webhook.url))
-                measurement = Measurement(runtime, webhook, args.gc_freeze)
+                measurement = Measurement(runtime, webhook)
+                settle_heap()  # as `callcore serve` does once it has started
                 await follow_orders(runtime.agi.port, measurement, profile)
     finally:
         await webhook.close()
@@ -236,11 +233,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-sessions", type=int, default=2000)
     parser.add_argument("--profile", type=Path, help="write cProfile statistics to this file")
-    parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() at the mark (a what-if: callcore does not do it)",
-    )
     args = parser.parse_args()
     raise_fd_limit(args.max_sessions)
     if SERVER_URL_ENV not in os.environ:

@@ -19,7 +19,7 @@ placed ended with its full dialogue and a ``completed`` ``ivr_calls`` row. One J
 to stdout, progress to stderr. Loopback only; every run is bounded in time and in calls.
 
     python benchmarks/ivr_bench.py [--quick] [--scenario paced closed_low closed_high]
-                                   [--gc-freeze] [--profile DIR]
+                                   [--profile DIR]
 """
 
 from __future__ import annotations
@@ -149,7 +149,6 @@ def run_one(
             str(HERE / "_ivr_server.py"),
             *("--max-sessions", str(scenario["concurrency"] * 2)),
             *(("--profile", str(profile)) if profile else ()),
-            *(("--gc-freeze",) if args.gc_freeze else ()),
         ]
         with running_server(command, log) as (process, port):
             warm = warm_up(
@@ -382,7 +381,6 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "ivr",
         "quick": args.quick,
-        "gc_freeze": args.gc_freeze,
         **summarise(results),
         "flow_nodes": list(PATH),
         "commands_per_call": len(CALL),
@@ -418,11 +416,6 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         metavar="DIR",
         help="profile each server process (cProfile: slower, figures not comparable) into DIR",
-    )
-    parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="what-if: the servers call gc.freeze() after the warm-up (callcore does not)",
     )
     args = parser.parse_args(argv)
     if args.profile:
