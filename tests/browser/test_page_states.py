@@ -24,10 +24,6 @@ from callcore.web.app import create_app
 from callcore.web.auth import access_rule
 from callcore.web.nav import NAV
 
-IVR_PAGES = ("/inbound/ivr-flows",)
-"""Pages (and the pages below them) the IVR work in progress is writing (web/pages/ivr*): left
-out of the walk until that work is done; each joins it by leaving this list."""
-
 SERVER_RENDERED = {"/": "the node's live status, read while the page is rendered"}
 """Pages that load nothing after they arrive, so they have no loading state: what they show is
 in the first answer. Any other page must load its content into a container with a loading state."""
@@ -46,16 +42,9 @@ Pages = dict[str, list[str]]
 """Role -> the pages (paths) it may open."""
 
 
-def ivr(path: str) -> bool:
-    return any(path == page or path.startswith(f"{page}/") for page in IVR_PAGES)
-
-
 def nav_pages(app: web.Application) -> Pages:
     """Each role's navigation entries: the pages a user of that role finds."""
-    return {
-        role: [entry.url for entry in app[NAV] if role in entry.roles and not ivr(entry.url)]
-        for role in ROLES
-    }
+    return {role: [entry.url for entry in app[NAV] if role in entry.roles] for role in ROLES}
 
 
 def form_pages(app: web.Application) -> Pages:
@@ -65,7 +54,7 @@ def form_pages(app: web.Application) -> Pages:
         path = route.resource.canonical
         if route.method != "GET" or isinstance(route.resource, StaticResource):
             continue
-        if path.endswith("/new") and not ivr(path):
+        if path.endswith("/new"):
             rule = access_rule(route.handler)
             assert rule is not None and not rule.public, f"{path} is a form anyone may open"
             for role in rule.roles:
@@ -113,11 +102,14 @@ async def routed(page: Page, url: str, handler: Callable[[Route], Awaitable[None
 
 
 async def mark_containers(page: Page) -> int:
-    """Mark the htmx containers still showing their loading state; how many there are."""
+    """Mark the containers still showing their loading state; how many there are. A container
+    is an htmx target (``hx-get``) or an element a script fills (``data-loads``)."""
     return await page.evaluate(
         """() => {
-            const loading = document.querySelectorAll("main [hx-get] [data-state=loading]");
-            const containers = new Set([...loading].map((state) => state.closest("[hx-get]")));
+            const loading = document.querySelectorAll(
+                "main :is([hx-get], [data-loads]) [data-state=loading]");
+            const containers = new Set(
+                [...loading].map((state) => state.closest("[hx-get], [data-loads]")));
             containers.forEach((container) => container.setAttribute("data-walked", ""));
             return containers.size;
         }"""
@@ -169,7 +161,7 @@ async def check_error_state(page: Page, url: str, containers: int) -> None:
 
     await routed(page, url, fail)
     assert await mark_containers(page) in (0, containers)  # the failures may be in already
-    errors = page.locator("main [hx-get] [data-state=error]")
+    errors = page.locator("main :is([hx-get], [data-loads]) [data-state=error]")
     await expect(errors).to_have_count(containers, timeout=WAIT_MS)
     await expect(page.locator("main [data-state=loading]")).to_have_count(0)
     await expect(page.locator("#toasts .toast-error").first).to_be_visible()

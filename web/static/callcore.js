@@ -109,6 +109,24 @@ export async function fetchJSON(url, { method = "GET", body, headers = {}, form,
   throw new ProblemError(response.status, problem);
 }
 
+/**
+ * The error state for a container a script fills, when its load failed: the page's error-state
+ * template, with the API's detail when it sent a problem, and a toast, as htmx targets get (a
+ * network failure was already toasted by fetchJSON).
+ */
+export function errorState(error) {
+  const box = document.getElementById("error-state").content.firstElementChild.cloneNode(true);
+  if (error instanceof ProblemError) {
+    toast(document.getElementById("toasts")?.dataset.serverError || "Error", "error");
+    if (error.problem.detail) {
+      const detail = document.createElement("p");
+      detail.textContent = error.problem.detail;
+      box.append(detail);
+    }
+  }
+  return box;
+}
+
 document.addEventListener("htmx:configRequest", (event) => {
   const token = csrfToken();
   if (token) event.detail.headers["X-CSRF-Token"] = token;

@@ -7,7 +7,7 @@
 // from saving, checking or publishing are marked on their nodes and listed. Translated
 // strings come from the page (#ivr-strings); user data is only ever set as text.
 
-import { ProblemError, fetchJSON, showProblem, toast } from "/static/callcore.js";
+import { ProblemError, errorState, fetchJSON, showProblem, toast } from "/static/callcore.js";
 import { FlowCanvas } from "/static/ivr-canvas.js";
 import { defaults, schemaForm } from "/static/schema-form.js";
 
@@ -601,16 +601,6 @@ async function deleteFlow(form) {
 }
 
 // --- start ---------------------------------------------------------------------------------
-
-function errorState(error) {
-  const template = document.getElementById("error-state");
-  const box = template.content.firstElementChild.cloneNode(true);
-  if (error instanceof ProblemError && error.problem.title) {
-    box.querySelector("strong").textContent = error.problem.title;
-    if (error.problem.detail) box.append(el("p", { textContent: error.problem.detail }));
-  }
-  return box;
-}
 
 async function reload() {
   const meta = {};

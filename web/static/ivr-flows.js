@@ -2,7 +2,7 @@
 // empty and error states), a new flow (POST) and an import (POST .../import of an export
 // file, renamed if asked); both open the new flow's editor. User data is only ever set as text.
 
-import { ProblemError, fetchJSON, showProblem } from "/static/callcore.js";
+import { ProblemError, errorState, fetchJSON, showProblem } from "/static/callcore.js";
 
 const list = document.getElementById("ivr-flows");
 const strings = JSON.parse(document.getElementById("ivr-flows-strings").textContent);
@@ -38,14 +38,6 @@ function row(flow) {
     el("td", {}, el("a", { href: editorUrl(flow), textContent: flow.name })),
     el("td", { textContent: flow.description || "" }),
     el("td", { textContent: state.join(" · ") }));
-}
-
-function errorState(error) {
-  const box = document.getElementById("error-state").content.firstElementChild.cloneNode(true);
-  if (error instanceof ProblemError && error.problem.detail) {
-    box.append(el("p", { textContent: error.problem.detail }));
-  }
-  return box;
 }
 
 async function load(cursor, body) {
