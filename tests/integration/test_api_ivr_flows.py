@@ -577,3 +577,16 @@ async def test_exits_follow_the_params_and_invalid_params_are_named(api, admin):
         await api.client.post("/api/v1/ivr-nodes/nope/exits", json={"params": {}}, headers=admin),
         404,
     )
+
+
+async def test_exits_report_a_nodes_own_checks_on_their_field(api, admin):
+    """Params the schema accepts but the node refuses (hours ending before they start)."""
+    hours = [{"days": [1], "start": "18:00", "end": "09:00"}]
+    bad = await problem(
+        await api.client.post(
+            "/api/v1/ivr-nodes/calendar/exits", json={"params": {"hours": hours}}, headers=admin
+        ),
+        422,
+    )
+    assert [e["field"] for e in bad["errors"]] == ["/params/hours/0/end"]
+    assert "/params/hours/0/end: " in bad["errors"][0]["message"]

@@ -144,6 +144,11 @@ async def node_exits(request: web.Request) -> web.Response:
         )
         for e in schema_errors(params, registry[name].params_schema, "/params")
     ]
+    if not errors:  # the node's own checks, on params its schema accepts
+        errors = [
+            field_error(f"/params/{field}", f"/params/{field}: {message}")
+            for field, message in registry[name].param_problems(params)
+        ]
     if errors:
         raise ProblemError(
             HTTPStatus.UNPROCESSABLE_ENTITY,
