@@ -2,7 +2,8 @@
 
 :class:`IvrBoard` follows the bus topic ``ivr`` — this node's calls, and the other nodes' through
 the PostgreSQL bridge — and keeps a bounded map uniqueid → :class:`IvrCallState`: added on
-``ivr.call_started``, moved on ``ivr.node_entered``, removed on ``ivr.call_ended``. When it starts,
+``ivr.call_started``, moved on ``ivr.node_entered`` and on ``ivr.node_left`` (its ``next_node``),
+removed on ``ivr.call_ended``. When it starts,
 and whenever it may have missed events (a bus ``Gap``, its own queue overflowing), it rebuilds the
 map from ``ivr_calls`` (the calls not finished yet, on any node), keeping the current node of the
 calls it already knew, then follows the events again. A call whose node died before finishing it
@@ -23,7 +24,7 @@ import attrs
 
 from callcore.db import flows as flow_store
 from callcore.events import Event, EventBus, Gap, SubscriberOverflow, Subscription
-from callcore.ivr.events import IVR_TOPIC, IvrCallEnded, IvrCallStarted, NodeEntered
+from callcore.ivr.events import IVR_TOPIC, IvrCallEnded, IvrCallStarted, NodeEntered, NodeLeft
 
 logger = logging.getLogger("callcore.ivr")
 
@@ -153,22 +154,28 @@ class IvrBoard:
                 )
             )
         elif isinstance(event, NodeEntered):
-            call = self._calls.get(event.uniqueid)
-            if call is None:  # its start was missed; the next rebuild fills in the rest
-                call = IvrCallState(event.uniqueid, event.flow_id, None, None, "", event.at)
-            version = call.flow_version if call.flow_id == event.flow_id else None
-            self._put(
-                attrs.evolve(
-                    call,
-                    flow_id=event.flow_id,
-                    flow_version=version,
-                    node_id=event.node_id,
-                    node_type=event.node_type,
-                    entered_at=event.at,
-                )
-            )
+            self._move(event, event.node_id, event.node_type)
+        elif isinstance(event, NodeLeft) and event.next_node is not None:
+            self._move(event, event.next_node, event.next_type)
         elif isinstance(event, IvrCallEnded):
             self._calls.pop(event.uniqueid, None)
+
+    def _move(self, event: NodeEntered | NodeLeft, node_id: str, node_type: str | None) -> None:
+        """The call is now on ``node_id`` (entered, or reached by leaving the node before)."""
+        call = self._calls.get(event.uniqueid)
+        if call is None:  # its start was missed; the next rebuild fills in the rest
+            call = IvrCallState(event.uniqueid, event.flow_id, None, None, "", event.at)
+        version = call.flow_version if call.flow_id == event.flow_id else None
+        self._put(
+            attrs.evolve(
+                call,
+                flow_id=event.flow_id,
+                flow_version=version,
+                node_id=node_id,
+                node_type=node_type,
+                entered_at=event.at,
+            )
+        )
 
     def _put(self, call: IvrCallState) -> None:
         if call.uniqueid not in self._calls and len(self._calls) >= self.max_calls:

@@ -3,8 +3,10 @@
 The engine knows nothing of node types: it calls ``await node.run(ctx)``, follows the exit it
 returns, and stops when an exit leads nowhere, the caller hangs up, a node fails, or the call
 exceeds its step limit (a flow that loops through waiting nodes forever still ends). It publishes
-an event as each node is entered and left, and returns a :class:`CallResult` naming the node
-where the call ended, which the caller of :meth:`FlowEngine.run` stores.
+``ivr.node_entered`` when a call enters a flow and ``ivr.node_left`` as each node is left, naming
+the next node (one event per step: events are most of the engine's cost per node), and returns a
+:class:`CallResult` naming the node where the call ended, which the caller of
+:meth:`FlowEngine.run` stores.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class FlowEngine:
         path: list[str] = []
         node_id: str | None = flow.entry
         jumps = 0
+        entering = True  # announce the entry node; the others come with the previous node_left
         while node_id is not None:
             if len(path) >= self.step_limit:
                 logger.warning(
@@ -86,19 +89,24 @@ class FlowEngine:
             compiled = flow.nodes[node_id]
             path.append(node_id)
             step = len(path)
-            self._publish(
-                NodeEntered(
-                    uniqueid=ctx.uniqueid,
-                    flow_id=ctx.flow_id,
-                    node_id=node_id,
-                    node_type=compiled.type,
-                    step=step,
+            if entering:
+                entering = False
+                self._publish(
+                    NodeEntered(
+                        uniqueid=ctx.uniqueid,
+                        flow_id=ctx.flow_id,
+                        node_id=node_id,
+                        node_type=compiled.type,
+                        step=step,
+                    )
                 )
-            )
             started = time.perf_counter()
             exit_name: str | None = None
+            next_id: str | None = None
             try:
                 exit_name = await compiled.node.run(ctx)
+                if ctx.pending_flow is None:
+                    next_id = compiled.next.get(exit_name)  # type: ignore[arg-type]
             except AGIHangup:
                 return CallResult(Outcome.HANGUP, node_id, step, tuple(path))
             except AGIError as exc:
@@ -121,6 +129,8 @@ class FlowEngine:
                         step=step,
                         exit=exit_name,
                         milliseconds=(time.perf_counter() - started) * 1000,
+                        next_node=next_id,
+                        next_type=None if next_id is None else flow.nodes[next_id].type,
                     )
                 )
             if ctx.pending_flow is not None:
@@ -140,6 +150,7 @@ class FlowEngine:
                     return CallResult(Outcome.ERROR, node_id, step, tuple(path), reason)
                 ctx.flow_id, (ctx.flow_version, flow) = target, loaded
                 node_id = flow.entry
+                entering = True
                 continue
             if exit_name == END and not compiled.next:
                 break

@@ -22,6 +22,9 @@ class IvrCallStarted(Event):
 
 @event_type("ivr.node_entered", topic=IVR_TOPIC)
 class NodeEntered(Event):
+    """A call enters a flow at its entry node (at the start, and after a jump to another flow);
+    every later node is announced by the ``ivr.node_left`` of the one before (``next_node``)."""
+
     uniqueid: str
     flow_id: int | None
     node_id: str
@@ -39,6 +42,11 @@ class NodeLeft(Event):
     exit: str | None
     """The exit taken; None when the caller hung up (or an error ended the call) in the node."""
     milliseconds: float
+    next_node: str | None = None
+    """The node the call moves on to, in the same flow: leaving one node is entering the next,
+    so that needs no event of its own. None when the call ends here or jumps to another flow
+    (whose entry node is then announced by ``ivr.node_entered``)."""
+    next_type: str | None = None
 
 
 @event_type("ivr.call_ended", topic=IVR_TOPIC)

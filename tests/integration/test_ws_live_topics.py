@@ -193,18 +193,19 @@ async def test_a_call_in_the_ivr_shows_on_the_ivr_and_calls_topics(node):
 
     call = await node.sim.inbound_call(DID, Caller(number="0612345678"))
     uniqueid = call.channel.uniqueid
-    entered_hold = event_is("ivr.node_entered", uniqueid=uniqueid, node_id="hold")
+    entered_hold = event_is("ivr.node_left", uniqueid=uniqueid, next_node="hold")
     seen = await events_until(
         watcher,
         lambda seen: any(map(entered_hold, seen)) and any(channel_of(m, uniqueid) for m in seen),
     )
 
     ivr = [m["event"] for m in seen if m["topic"] == "ivr"]
-    assert [(e["type"], e["payload"].get("node_id")) for e in ivr] == [
-        ("ivr.call_started", None),
-        ("ivr.node_entered", "start"),
-        ("ivr.node_left", "start"),
-        ("ivr.node_entered", "hold"),
+    assert [
+        (e["type"], e["payload"].get("node_id"), e["payload"].get("next_node")) for e in ivr
+    ] == [
+        ("ivr.call_started", None, None),
+        ("ivr.node_entered", "start", None),
+        ("ivr.node_left", "start", "hold"),
     ]
     assert ivr[0]["payload"] == {
         "uniqueid": uniqueid,

@@ -9,7 +9,7 @@ from _ivr_db import add_flow
 
 from callcore.events import EventBus, Gap
 from callcore.ivr.board import IvrBoard
-from callcore.ivr.events import IvrCallEnded, IvrCallStarted, NodeEntered
+from callcore.ivr.events import IvrCallEnded, IvrCallStarted, NodeEntered, NodeLeft
 
 
 def started(uniqueid: str, flow_id: int | None = 1, **kw: object) -> IvrCallStarted:
@@ -25,6 +25,20 @@ def started(uniqueid: str, flow_id: int | None = 1, **kw: object) -> IvrCallStar
 def entered(uniqueid: str, node_id: str, flow_id: int | None = 1) -> NodeEntered:
     return NodeEntered(
         uniqueid=uniqueid, flow_id=flow_id, node_id=node_id, node_type="menu", step=1
+    )
+
+
+def left(uniqueid: str, node_id: str, next_node: str | None) -> NodeLeft:
+    return NodeLeft(
+        uniqueid=uniqueid,
+        flow_id=1,
+        node_id=node_id,
+        node_type="menu",
+        step=1,
+        exit="digit_1",
+        milliseconds=1.0,
+        next_node=next_node,
+        next_type=None if next_node is None else "queue",
     )
 
 
@@ -50,18 +64,20 @@ async def test_the_board_follows_calls_through_their_nodes(db_pool):
         bus.publish(started("a.1"))
         bus.publish(started("b.2", flow_id=None, did=None))
         bus.publish(entered("a.1", "welcome"))
-        bus.publish(entered("a.1", "menu"))
+        bus.publish(left("a.1", "welcome", "sales"))  # leaving one node is entering the next
         # No sleep: the snapshot waits until what was published is applied.
         calls = await board.snapshot()
 
         assert [c.uniqueid for c in calls] == ["a.1", "b.2"]
         first = calls[0].as_json()
-        assert first["node_id"] == "menu" and first["node_type"] == "menu"
+        assert first["node_id"] == "sales" and first["node_type"] == "queue"
         assert (first["flow_id"], first["flow_version"], first["did"]) == (1, 3, "+33123456789")
         assert first["caller_id"] == "0612345678"
         assert first["entered_at"] >= first["started_at"]
         assert calls[1].node_id is None and calls[1].entered_at is None
 
+        bus.publish(left("a.1", "sales", None))  # the call ends or jumps: no move
+        assert (await board.snapshot())[0].node_id == "sales"
         bus.publish(entered("a.1", "other-entry", flow_id=7))  # a goto_flow jump
         bus.publish(ended("b.2"))
         [call] = await board.snapshot()

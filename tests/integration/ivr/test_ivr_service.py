@@ -244,7 +244,6 @@ async def test_a_did_runs_its_published_flow_and_the_events_tell_each_step(ivr, 
         (IvrCallStarted, None),
         (NodeEntered, "start"),
         (NodeLeft, "start"),
-        (NodeEntered, "hello"),
         (NodeLeft, "hello"),
         (IvrCallEnded, None),
     ]
@@ -254,8 +253,10 @@ async def test_a_did_runs_its_published_flow_and_the_events_tell_each_step(ivr, 
     assert (started.flow_id, started.flow_version, started.did) == (flow, 1, DID)
     assert started.caller_id == "0612345678"
     assert (ended.outcome, ended.last_node, ended.steps) == ("completed", "hello", 2)
-    left = events[2]
+    left, last = events[2], events[3]
     assert isinstance(left, NodeLeft) and (left.exit, left.node_type) == ("next", "answer")
+    assert (left.next_node, left.next_type) == ("hello", "test_say")  # leaving is entering
+    assert isinstance(last, NodeLeft) and (last.next_node, last.next_type) == (None, None)
 
 
 async def test_an_unknown_did_runs_the_fallback_flow(ivr, sim):

@@ -151,17 +151,19 @@ async def test_jumping_back_and_forth_forever_is_stopped():
     assert result.outcome is Outcome.ERROR and "too many flow jumps" in result.error
 
 
-async def test_every_node_is_announced_entered_then_left_with_its_exit():
+async def test_a_call_enters_its_flow_once_then_each_node_left_names_the_next():
     bus = EventBus("n1")
     flow = compiled(("a", "count", {"times": 2}), edges=[("a", "again", "a")])
     async with bus.subscribe({"ivr"}) as events:
         await FlowEngine(bus).run(context(), flow)
         seen = [await anext(events) for _ in range(len(events))]
-    assert [(type(e).__name__, e.step, getattr(e, "exit", "-")) for e in seen] == [
-        ("NodeEntered", 1, "-"),
-        ("NodeLeft", 1, "again"),
-        ("NodeEntered", 2, "-"),
-        ("NodeLeft", 2, "done"),
+    assert [
+        (type(e).__name__, e.step, getattr(e, "exit", "-"), getattr(e, "next_node", "-"))
+        for e in seen
+    ] == [
+        ("NodeEntered", 1, "-", "-"),
+        ("NodeLeft", 1, "again", "a"),
+        ("NodeLeft", 2, "done", None),
     ]
     assert all(isinstance(e, NodeEntered | NodeLeft) and e.uniqueid == "1.1" for e in seen)
 
