@@ -17,6 +17,7 @@ import attrs
 from callcore.auth.passwords import generate_password
 from callcore.clock import Clock
 from callcore.config import AmiServerSettings, AmiSettings, Secret, Settings
+from callcore.db.flows import publish_copy
 from callcore.db.users import create_user, find_user
 from callcore.sim.run import SimConfig, Simulator
 
@@ -130,12 +131,7 @@ async def _ensure_demo_flow(conn: asyncpg.Connection) -> None:
             "Flux de démonstration : horaires, menu, files sales / support, messagerie.",
         )
         if flow_id is not None:
-            await conn.execute(
-                "INSERT INTO flow_versions (flow_id, version_number, status, graph, "
-                "published_at, note) VALUES ($1, 1, 'published', $2, now(), 'démo')",
-                flow_id,
-                DEMO_GRAPH,
-            )
+            await publish_copy(conn, flow_id, DEMO_GRAPH, "démo", None)
 
 
 async def ensure_demo_data(pool: asyncpg.Pool, data_dir: Path) -> str:

@@ -27,7 +27,7 @@ from callcore.ivr.graph import EMPTY_GRAPH, GRAPH_SCHEMA, GraphProblem
 from callcore.ivr.node import NodeRegistry
 from callcore.web.api.etags import IF_MATCH_PATTERN, check_version, if_match_tags
 from callcore.web.api.openapi import document_operation, problem_responses
-from callcore.web.api.pagination import Filter, SortKey
+from callcore.web.api.pagination import Filter
 from callcore.web.api.problems import ProblemError, field_error
 from callcore.web.api.resources import (
     Condition,
@@ -36,6 +36,7 @@ from callcore.web.api.resources import (
     fetch_row,
     read_write_roles,
     register_resource,
+    sortable_by,
 )
 from callcore.web.api.users import ID_SCHEMA, READ_ONLY, SEARCH_SCHEMA, created_schema, like_pattern
 from callcore.web.api.writes import (
@@ -201,12 +202,7 @@ FLOWS = Resource(
     table="flows",
     schema=FLOW_SCHEMA,
     roles=read_write_roles(read=READERS, write=WRITERS),
-    sortable={
-        "id": SortKey("id", "bigint"),
-        "name": SortKey("name", "text"),
-        "created_at": SortKey("created_at", "timestamptz"),
-        "updated_at": SortKey("updated_at", "timestamptz"),
-    },
+    sortable=sortable_by("name"),
     default_sort="name",
     filterable={
         "q": Filter("q", SEARCH_SCHEMA),
