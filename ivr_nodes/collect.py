@@ -150,15 +150,7 @@ class CollectNode(Node):
             await export_variable(ctx, variable)
             return OK
 
-        return await with_retries(
-            ctx.channel,
-            attempt,
-            max_attempts=self.params.get("max_attempts", 3),
-            retry_prompts={
-                TIMEOUT: self.params.get("timeout_prompt"),
-                INVALID: self.params.get("invalid_prompt"),
-            },
-        )
+        return await with_retries(ctx.channel, attempt, self.params)
 
 
 translations = {

@@ -89,15 +89,7 @@ class MenuNode(Node):
             ctx.set(CHOICE_VARIABLE, key)
             return key_exit(key)
 
-        return await with_retries(
-            ctx.channel,
-            attempt,
-            max_attempts=self.params.get("max_attempts", 3),
-            retry_prompts={
-                TIMEOUT: self.params.get("timeout_prompt"),
-                INVALID: self.params.get("invalid_prompt"),
-            },
-        )
+        return await with_retries(ctx.channel, attempt, self.params)
 
 
 translations = {

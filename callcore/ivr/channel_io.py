@@ -102,22 +102,21 @@ async def read_key(channel: CallChannel, prompt: str, timeout_ms: int) -> str | 
 
 
 async def with_retries(
-    channel: CallChannel,
-    attempt: Callable[[], Awaitable[str]],
-    *,
-    max_attempts: int,
-    retry_prompts: Mapping[str, str | None],
+    channel: CallChannel, attempt: Callable[[], Awaitable[str]], params: Mapping[str, Any]
 ) -> str:
     """Run ``attempt`` until it returns something other than :data:`TIMEOUT` or :data:`INVALID`,
-    at most ``max_attempts`` times; before each new attempt, play the prompt ``retry_prompts``
-    gives for the failure (none: straight to the next attempt). Returns the last outcome, so
-    after the last failed attempt the node takes the exit named after how it failed."""
+    at most ``params["max_attempts"]`` times (3); before each new attempt, play the node's
+    ``timeout_prompt`` or ``invalid_prompt`` for the failure (none: straight to the next attempt).
+    Returns the last outcome, so after the last failed attempt the node takes the exit named
+    after how it failed. The params are the retry settings menu and collect share."""
+    max_attempts = params.get("max_attempts", 3)
+    retry_prompts = {TIMEOUT: params.get("timeout_prompt"), INVALID: params.get("invalid_prompt")}
     outcome = TIMEOUT
     for number in range(1, max_attempts + 1):
         outcome = await attempt()
         if outcome not in (TIMEOUT, INVALID):
             return outcome
-        prompt = retry_prompts.get(outcome)
+        prompt = retry_prompts[outcome]
         if number < max_attempts and prompt:
             await play(channel, prompt)
     return outcome
