@@ -13,7 +13,6 @@ for byte against the captures.
 
 from __future__ import annotations
 
-import re
 import types
 from collections.abc import Iterable, Mapping
 from typing import Final, NoReturn, cast
@@ -154,6 +153,14 @@ def _argument(command: str, arg: object) -> str:
     return quote_argument(arg if isinstance(arg, str) else str(arg))
 
 
+_LINES: dict[tuple[str, tuple[str | int, ...]], bytes] = {}
+"""Lines formatted before, by (command, args): an IVR sends the same few prompts and variables
+over and over, so most commands are a dict lookup."""
+_LINES_MAX = 4096
+_LINE_CACHED_BYTES = 256
+_PLAIN_TYPES = frozenset((str, int))
+
+
 def format_command(command: str, *args: str | int) -> bytes:
     """One command line, e.g. ``format_command("STREAM FILE", "beep", "#")``.
 
@@ -161,6 +168,24 @@ def format_command(command: str, *args: str | int) -> bytes:
     :func:`quote_argument`. Raises :class:`AGIInjectionError` for an argument that cannot be
     sent safely, or a line Asterisk would cut into two commands.
     """
+    key = (command, args)
+    try:
+        line = _LINES.get(key)
+    except TypeError:  # an unhashable argument, which _format_command refuses by name
+        return _format_command(command, args)
+    # Only exact str and int arguments may hit: True == 1 and 1.0 == 1 as keys, but a bool or
+    # a float is refused.
+    if line is not None and all(map(_PLAIN_TYPES.__contains__, map(type, args))):
+        return line
+    line = _format_command(command, args)
+    if len(line) <= _LINE_CACHED_BYTES:
+        if len(_LINES) >= _LINES_MAX:
+            _LINES.clear()
+        _LINES[key] = line
+    return line
+
+
+def _format_command(command: str, args: tuple[str | int, ...]) -> bytes:
     parts = [_checked_commands.get(command) or _check_command(command)]
     append = parts.append
     for arg in args:
@@ -415,10 +440,6 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 _HEADERS, _REPLIES, _FAILED = 0, 1, 2
-_HEADER_LINE: Final = re.compile(r"^([^:\s](?:[^:\n]*[^:\s])?): ?([^\n]*)$", re.MULTILINE)
-"""One ``key: value`` line as :meth:`AGIParser._header` reads it (the key up to the first colon,
-no white space around it; one space after the colon dropped), for the whole block in one C
-pass: a block with any other line matches fewer times than it has lines."""
 _KNOWN_LINES: dict[bytes, Reply | Hangup] = {b"HANGUP": HANGUP}
 """Lines seen again and again (``200 result=0``): parsed once, their immutable event reused."""
 _KNOWN_LINES_MAX = 512
@@ -510,9 +531,14 @@ class AGIParser:
         if b"\r" in block or lines > MAX_HEADER_LINES:
             return None
         text = block.decode(ENCODING, ERRORS)
-        values = dict(_HEADER_LINE.findall(text))
+        values: dict[str, str] = {}
+        for line in text.split("\n"):
+            key, found, value = line.partition(":")
+            if not found or not key or key.strip() != key:
+                return None  # not a header line: the line-by-line path names it
+            values[key] = value[1:] if value[:1] == " " else value
         if len(values) != lines:
-            return None  # a line that is not a header, or a key sent twice
+            return None  # a key sent twice
         headers = AGIHeaders._from_values(values, may_have_args="agi_arg_" in text)
         self._state = _REPLIES
         return HeaderBlock(headers), end + 2

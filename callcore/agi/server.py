@@ -8,7 +8,8 @@ busy elsewhere; and the per-command path is one write, one future and one parse,
 stream buffer in between. Deadlines cost no timer per command: a command only stamps
 :attr:`AGISession.deadline`, and each connection keeps one loop timer, re-armed lazily when it
 fires (at the header deadline, then at the stamped deadline, or a ``command_timeout`` later
-while idle), so nothing visits the connections that are nowhere near a deadline.
+while idle) and early only for a command due before it, so nothing visits the connections
+that are nowhere near a deadline.
 
 The dialplan learns the outcome from ``CALLCORE_STATUS`` (``NOROUTE``, ``OVERLOAD``, ``ERROR``):
 a bare close reads as ``AGISTATUS=SUCCESS`` (ami-agi-close-*.txt), so it cannot tell.
@@ -84,8 +85,7 @@ class _Connection(asyncio.Protocol):
             transport.abort()
             return
         server._connections.add(self)
-        loop = server._loop
-        self._timer = loop.call_at(loop.time() + server._header_timeout_wall, self._on_timer)
+        self._arm(server._loop.time() + server._header_timeout_wall)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -119,6 +119,14 @@ class _Connection(asyncio.Protocol):
         if self.session is not None:
             self.session.connection_lost()
 
+    def _arm(self, when: float) -> None:
+        """(Re-)arm the connection's one timer at ``when`` (event-loop time)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._server._loop.call_at(when, self._on_timer)
+        if self.session is not None:
+            self.session.checked_at = when
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -129,8 +137,9 @@ class _Connection(asyncio.Protocol):
 
         Before the session starts this is the header deadline. Afterwards a deadline still ahead
         (the command was sent after the timer was armed) re-arms the timer at it, and an idle
-        session is looked at again a ``command_timeout`` later: a command sent meanwhile cannot
-        be due before then.
+        session is looked at again a ``command_timeout`` later. A command due before the timer
+        fires (a short ``timeout_s``, or a ``command_timeout`` shorter than the header's) re-arms
+        it when it is sent, through :attr:`AGISession.on_early_deadline`.
         """
         server = self._server
         self._timer = None
@@ -151,8 +160,7 @@ class _Connection(asyncio.Protocol):
             server._timeouts += 1
         elif session.state is not SessionState.CLOSED:
             deadline = session.deadline
-            when = deadline if deadline is not None else now + session.command_timeout_wall
-            self._timer = loop.call_at(when, self._on_timer)
+            self._arm(deadline if deadline is not None else now + session.command_timeout_wall)
 
     def _protocol_error(self, exc: AGIProtocolError) -> None:
         self._server._errors += 1
@@ -180,6 +188,9 @@ class _Connection(asyncio.Protocol):
             services=server.services,
         )
         self.session = session
+        if self._timer is not None:
+            session.checked_at = self._timer.when()
+        session.on_early_deadline = self._arm
         for event in rest:
             session.deliver(event)  # type: ignore[arg-type]
         server._start_session(self, session)

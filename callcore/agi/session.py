@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import NoReturn, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 
@@ -129,9 +130,11 @@ class AGISession:
     Commands are sent one at a time (AGI is strictly request/reply); each waits at most
     ``command_timeout`` clock seconds for its reply, after which :class:`AGITimeout` is raised
     and the session closes, since a late reply would answer the next command. Cancelling a
-    command's await closes the session too: Asterisk may or may not still answer it (a command
+    command's await ends the session too: Asterisk may or may not still answer it (a command
     written during STREAM FILE or GET DATA ends the playback with no reply at all), so no reply
-    after it could be trusted.
+    after it could be trusted. The next command then raises :class:`AGIConnectionClosed`, and
+    the connection closes at the first of: that command, the late reply, the command's deadline,
+    the handler's end (a hook on the cancellation itself would cost every command its price).
     """
 
     def __init__(
@@ -159,6 +162,10 @@ class AGISession:
         self._timeout_s: float | None = None
         self.deadline: float | None = None
         """Event-loop time by which the command in flight must be answered (None when idle)."""
+        self.checked_at = float("inf")
+        """When the connection next calls :meth:`expire` (event-loop time; set by it)."""
+        self.on_early_deadline: Callable[[float], None] | None = None
+        """Called with a new :attr:`deadline` that falls before :attr:`checked_at`."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -213,8 +220,13 @@ class AGISession:
             )
         self._waiter = None
         self.deadline = None
-        if not waiter.done():
+        if waiter.cancelled():
+            self.close()  # the reply came, too late: see the class doc
+            return
+        if event.code == 200:
             waiter.set_result(event)
+        else:
+            waiter.set_exception(self._refusal(event))
 
     def connection_lost(self) -> None:
         """The connection closed: fail the command in flight, refuse any further one."""
@@ -236,6 +248,8 @@ class AGISession:
         waiter, self._waiter = self._waiter, None
         self.deadline = None
         self.close()
+        if waiter is not None and waiter.cancelled():
+            return False  # nobody waits for this reply any more: closing was all that was due
         timeout = self._command_timeout if self._timeout_s is None else self._timeout_s
         logger.warning(
             "AGI command timed out command=%r timeout=%ss channel=%s uniqueid=%s",
@@ -280,6 +294,16 @@ class AGISession:
         a live one; :class:`AGIDeadChannel` on ``511``, :class:`AGIInvalidCommand` on ``510``,
         :class:`AGIUsageError` on ``520``.
         """
+        return await self._send(command, args, timeout_s)
+
+    def _send(
+        self, command: str, args: tuple[str | int, ...], timeout_s: float | None
+    ) -> asyncio.Future[Reply]:
+        """Write ``command`` and return the future of its ``200`` reply (see :meth:`command`).
+
+        Not a coroutine: each typed command awaits the future itself, one coroutine per command
+        rather than three, on the path every AGI command takes.
+        """
         line = format_command(command, *args)
         state = self._state
         if state is not SessionState.LIVE:
@@ -295,6 +319,13 @@ class AGISession:
                     f"(channel {self.channel}, uniqueid {self.uniqueid})"
                 )
         if self._waiter is not None:
+            if self._waiter.cancelled():
+                self.close()
+                raise AGIConnectionClosed(
+                    f"cannot send {command}: the AGI session closed because the wait for the "
+                    f"reply to {self._command!r} was cancelled "
+                    f"(channel {self.channel}, uniqueid {self.uniqueid})"
+                )
             raise AGIError(
                 f"cannot send {command} while {self._command!r} waits for its reply: "
                 "AGI commands go one at a time"
@@ -304,38 +335,34 @@ class AGISession:
         self._command = command
         self._timeout_s = timeout_s
         if timeout_s is None:
-            self.deadline = self._loop.time() + self.command_timeout_wall
+            deadline = self._loop.time() + self.command_timeout_wall
         elif timeout_s == NO_TIMEOUT:
-            self.deadline = None
+            deadline = None
         else:
-            self.deadline = self._loop.time() + self._clock.to_wall(timeout_s)
+            deadline = self._loop.time() + self._clock.to_wall(timeout_s)
+        self.deadline = deadline
+        if deadline is not None and deadline < self.checked_at and self.on_early_deadline:
+            self.on_early_deadline(deadline)
         self._transport.write(line)
-        try:
-            reply = await waiter
-        except asyncio.CancelledError:
-            self.close()  # whether Asterisk will still answer is unknowable: see the class doc
-            raise
-        if reply.code == 200:
-            return reply
-        self._refused(command, reply)
+        return waiter
 
-    def _refused(self, command: str, reply: Reply) -> NoReturn:
+    def _refusal(self, reply: Reply) -> AGIError:
+        """The error a non-``200`` reply to the command in flight raises."""
+        command = self._command
         where = f"(channel {self.channel}, uniqueid {self.uniqueid})"
         if reply.code == 511:
             self._move(SessionEvent.DEAD_REPLY)
-            raise AGIDeadChannel(f"{command}: 511 {reply.text} {where}")
+            return AGIDeadChannel(f"{command}: 511 {reply.text} {where}")
         if reply.code == 510:
-            raise AGIInvalidCommand(f"{command}: 510 {reply.text} {where}")
+            return AGIInvalidCommand(f"{command}: 510 {reply.text} {where}")
         if reply.code == 520:
-            raise AGIUsageError(f"{command}: 520 invalid command syntax {where}", reply.text)
-        raise AGIProtocolError(f"{command}: unexpected reply code {reply.code} {where}")
+            return AGIUsageError(f"{command}: 520 invalid command syntax {where}", reply.text)
+        return AGIProtocolError(f"{command}: unexpected reply code {reply.code} {where}")
 
-    async def _result(
-        self, command: str, *args: str | int, timeout_s: float | None = None
-    ) -> tuple[Reply, int]:
-        reply = await self.command(command, *args, timeout_s=timeout_s)
+    def _number(self, command: str, reply: Reply) -> int:
+        """The reply's ``result`` as a number, for the commands whose result is one."""
         try:
-            return reply, int(reply.result or "")
+            return int(reply.result or "")
         except ValueError:
             raise AGIProtocolError(
                 f"{command}: result {reply.result!r} is not a number "
@@ -356,14 +383,14 @@ class AGISession:
     # -- typed commands ------------------------------------------------------------------------
 
     async def answer(self) -> None:
-        _, result = await self._result("ANSWER")
-        if result < 0:
+        reply = await self._send("ANSWER", (), None)
+        if (result := self._number("ANSWER", reply)) < 0:
             raise self._failed("ANSWER", result)
 
     async def hangup(self, channel: str | None = None) -> None:
         """Hang up this channel (the session turns dead at once) or another one by name."""
-        _, result = await self._result("HANGUP", *([channel] if channel else []))
-        if result != 1:
+        reply = await self._send("HANGUP", (channel,) if channel else (), None)
+        if (result := self._number("HANGUP", reply)) != 1:
             raise self._failed("HANGUP", result)
         if channel is None:
             self._move(SessionEvent.LOCAL_HANGUP)
@@ -371,22 +398,21 @@ class AGISession:
     async def stream_file(
         self, file: str, escape_digits: str = "", offset: int | None = None
     ) -> StreamResult:
-        args: list[str | int] = [file, escape_digits]
-        if offset is not None:
-            args.append(offset)
-        reply, result = await self._result("STREAM FILE", *args)
+        args = (file, escape_digits) if offset is None else (file, escape_digits, offset)
+        reply = await self._send("STREAM FILE", args, None)
+        result = self._number("STREAM FILE", reply)
         return StreamResult(_digit(result), reply.endpos or 0, result < 0)
 
     async def get_data(
         self, file: str, timeout_ms: int | None = None, max_digits: int | None = None
     ) -> DataResult:
         """Play ``file`` and collect digits; ``timeout_ms`` None or 0 is Asterisk's default."""
-        args: list[str | int] = [file]
+        args: tuple[str | int, ...] = (file,)
         if timeout_ms is not None or max_digits is not None:
-            args.append(timeout_ms or 0)
+            args += (timeout_ms or 0,)
         if max_digits is not None:
-            args.append(max_digits)
-        reply = await self.command("GET DATA", *args)
+            args += (max_digits,)
+        reply = await self._send("GET DATA", args, None)
         digits = reply.result or ""
         if digits == "-1":
             return DataResult("", False, True)
@@ -394,41 +420,41 @@ class AGISession:
 
     async def wait_for_digit(self, timeout_ms: int = -1) -> str | None:
         """The digit pressed within ``timeout_ms`` (-1: forever), or None on timeout."""
-        _, result = await self._result(
-            "WAIT FOR DIGIT", timeout_ms, timeout_s=self._beyond(timeout_ms)
-        )
-        if result < 0:
+        reply = await self._send("WAIT FOR DIGIT", (timeout_ms,), self._beyond(timeout_ms))
+        if (result := self._number("WAIT FOR DIGIT", reply)) < 0:
             raise self._failed("WAIT FOR DIGIT", result)
         return _digit(result)
 
-    async def _say(self, command: str, *args: str | int) -> str | None:
-        _, result = await self._result(command, *args)
-        if result < 0:
+    async def _say(self, command: str, args: tuple[str | int, ...]) -> str | None:
+        reply = await self._send(command, args, None)
+        if (result := self._number(command, reply)) < 0:
             raise self._failed(command, result)
         return _digit(result)
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
-        return await self._say("SAY DIGITS", digits, escape_digits)
+        return await self._say("SAY DIGITS", (digits, escape_digits))
 
     async def say_number(
         self, number: int, escape_digits: str = "", gender: str | None = None
     ) -> str | None:
-        return await self._say("SAY NUMBER", number, escape_digits, *([gender] if gender else []))
+        args = (number, escape_digits, gender) if gender else (number, escape_digits)
+        return await self._say("SAY NUMBER", args)
 
     async def say_alpha(self, text: str, escape_digits: str = "") -> str | None:
-        return await self._say("SAY ALPHA", text, escape_digits)
+        return await self._say("SAY ALPHA", (text, escape_digits))
 
     async def set_variable(self, name: str, value: str) -> None:
-        await self.command("SET VARIABLE", name, value)
+        await self._send("SET VARIABLE", (name, value), None)
 
     async def get_variable(self, name: str) -> str | None:
         """The variable's value, or None when it is not set (``200 result=0``)."""
-        reply = await self.command("GET VARIABLE", name)
+        reply = await self._send("GET VARIABLE", (name,), None)
         return reply.data if reply.result == "1" else None
 
     async def get_full_variable(self, expression: str, channel: str | None = None) -> str | None:
         """``expression`` (``${CALLERID(all)}``) evaluated; None when ``channel`` does not exist."""
-        reply = await self.command("GET FULL VARIABLE", expression, *([channel] if channel else []))
+        args = (expression, channel) if channel else (expression,)
+        reply = await self._send("GET FULL VARIABLE", args, None)
         return reply.data if reply.result == "1" else None
 
     async def exec(self, application: str, *args: str, timeout_s: float | None = None) -> int:
@@ -438,9 +464,8 @@ class AGISession:
         :class:`AGICommandFailed` (Asterisk's ``-2``). Applications that last as long as the
         caller wants (Queue, Dial, VoiceMail) need ``timeout_s=NO_TIMEOUT``: see :meth:`command`.
         """
-        _, result = await self._result(
-            "EXEC", application, *([",".join(args)] if args else []), timeout_s=timeout_s
-        )
+        words = (application, ",".join(args)) if args else (application,)
+        result = self._number("EXEC", await self._send("EXEC", words, timeout_s))
         if result == -2:
             raise AGICommandFailed(
                 f"EXEC {application}: no such application "
@@ -450,9 +475,8 @@ class AGISession:
 
     async def gosub(self, context: str, extension: str, priority: str | int, *args: str) -> None:
         """Run a dialplan subroutine and wait for it (the interim ``100`` line is skipped)."""
-        extra = [",".join(args)] if args else []
-        _, result = await self._result("GOSUB", context, extension, priority, *extra)
-        if result != 0:
+        words = (context, extension, priority, *([",".join(args)] if args else []))
+        if (result := self._number("GOSUB", await self._send("GOSUB", words, None))) != 0:
             raise self._failed("GOSUB", result)
 
     async def record_file(
@@ -465,47 +489,50 @@ class AGISession:
         beep: bool = False,
         silence_s: int | None = None,
     ) -> RecordResult:
-        args: list[str | int] = [path, file_format, escape_digits, timeout_ms]
+        args: tuple[str | int, ...] = (path, file_format, escape_digits, timeout_ms)
         if beep or silence_s is not None:
-            args.append(0)
+            args += (0,)
         if beep:
-            args.append("BEEP")
+            args += ("BEEP",)
         if silence_s is not None:
-            args.append(f"s={silence_s}")
-        reply, result = await self._result("RECORD FILE", *args, timeout_s=self._beyond(timeout_ms))
+            args += (f"s={silence_s}",)
+        reply = await self._send("RECORD FILE", args, self._beyond(timeout_ms))
+        result = self._number("RECORD FILE", reply)
         return RecordResult(_digit(result), reply.endpos or 0, reply.data or "", result < 0)
 
     async def set_music(self, on: bool, music_class: str | None = None) -> None:
-        await self.command(
-            "SET MUSIC", "on" if on else "off", *([music_class] if music_class else [])
-        )
+        state = "on" if on else "off"
+        await self._send("SET MUSIC", (state, music_class) if music_class else (state,), None)
 
     async def verbose(self, message: str, level: int = 1) -> None:
-        await self.command("VERBOSE", message, level)
+        await self._send("VERBOSE", (message, level), None)
 
     async def channel_status(self, channel: str | None = None) -> ChannelStatus | None:
         """This channel's (or ``channel``'s) state; None when no such channel exists."""
-        _, result = await self._result("CHANNEL STATUS", *([channel] if channel else []))
+        reply = await self._send("CHANNEL STATUS", (channel,) if channel else (), None)
+        result = self._number("CHANNEL STATUS", reply)
         return ChannelStatus(result) if result in ChannelStatus._value2member_map_ else None
 
     async def database_get(self, family: str, key: str) -> str | None:
-        reply = await self.command("DATABASE GET", family, key)
+        reply = await self._send("DATABASE GET", (family, key), None)
         return reply.data if reply.result == "1" else None
 
     async def database_put(self, family: str, key: str, value: str) -> None:
-        _, result = await self._result("DATABASE PUT", family, key, value)
-        if result != 1:
+        reply = await self._send("DATABASE PUT", (family, key, value), None)
+        if (result := self._number("DATABASE PUT", reply)) != 1:
             raise self._failed("DATABASE PUT", result)
 
     async def database_del(self, family: str, key: str) -> None:
-        _, result = await self._result("DATABASE DEL", family, key)
-        if result != 1:
+        reply = await self._send("DATABASE DEL", (family, key), None)
+        if (result := self._number("DATABASE DEL", reply)) != 1:
             raise self._failed("DATABASE DEL", result)
 
     async def database_deltree(self, family: str, keytree: str | None = None) -> bool:
         """Delete a family (or a subtree); False when there was nothing to delete."""
-        _, result = await self._result("DATABASE DELTREE", family, *([keytree] if keytree else []))
-        return result == 1
+        reply = await self._send(
+            "DATABASE DELTREE", (family, keytree) if keytree else (family,), None
+        )
+        return self._number("DATABASE DELTREE", reply) == 1
 
     async def noop(self, text: str | None = None) -> None:
-        await self.command("NOOP", *([text] if text else []))
+        await self._send("NOOP", (text,) if text else (), None)

@@ -20,7 +20,8 @@ from callcore.agi import (
     RecordResult,
     StreamResult,
 )
-from callcore.agi.errors import AGITimeout
+from callcore.agi.errors import AGIConnectionClosed, AGITimeout
+from callcore.agi.session import SessionState
 from callcore.clock import ScaledClock
 from callcore.config import AgiSettings
 from callcore.plugin_manager import PluginHost
@@ -31,8 +32,11 @@ FACTOR = 20.0
 
 
 @contextlib.asynccontextmanager
-async def running_server(routes, clock, *, header_timeout=2.0, **settings):
+async def running_server(routes, clock, *, header_timeout=20.0, **settings):
     """A started server whose routes come through ``register_agi_routes``, as a plugin's do.
+
+    ``header_timeout`` is a wall second by default: a garbage collection in the test process
+    can hold the loop for a tenth of one, and only the header-timeout test wants it shorter.
 
     On exit it drains and checks nothing leaked: no open session, no open connection.
     """
@@ -301,6 +305,39 @@ async def test_graceful_drain_lets_sessions_finish_then_closes_the_rest(clock):
     assert finished.variables["CALLCORE_STATUS"] == "FINISHED"
     assert "CALLCORE_STATUS" not in cut.variables
     assert cut.agi_status == "SUCCESS"
+
+
+async def test_a_cancelled_command_ends_the_session(clock):
+    """A reply to a command whose await was cancelled could answer the next command: a handler
+    that carries on after the cancellation gets no further command through, and Asterisk sees
+    the connection close."""
+    outcome: dict[str, object] = {}
+
+    async def impatient(session, params):
+        try:
+            async with asyncio.timeout(0.05):
+                await session.stream_file("ten-seconds", "")
+        except TimeoutError:
+            outcome["cancelled"] = True
+        try:
+            await session.set_variable("AFTER", "yes")
+        except AGIError as exc:
+            outcome["error"] = exc
+        outcome["state"] = session.state
+
+    caller = Caller(media={"ten-seconds": 10.0})
+    async with running_server({"long": impatient}, clock) as server:
+        record = await asyncio.wait_for(
+            run_agi_call(address(server), "long", caller, clock=clock), 5
+        )
+        assert server.stats.errors == 0
+        assert server.stats.timeouts == 0
+    assert outcome["cancelled"]
+    assert isinstance(outcome["error"], AGIConnectionClosed)
+    assert "'STREAM FILE' was cancelled" in str(outcome["error"])
+    assert outcome["state"] is SessionState.CLOSED
+    assert record.commands == (("STREAM", "FILE", "ten-seconds", ""),)
+    assert record.agi_status == "SUCCESS"
 
 
 async def test_per_command_timeout_closes_the_session(clock, caplog):

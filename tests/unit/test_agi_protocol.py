@@ -91,6 +91,18 @@ def test_malformed_command_words_are_refused(command):
 def test_arguments_must_be_text_or_integers():
     with pytest.raises(AGIInjectionError, match="string or an integer"):
         format_command("VERBOSE", None)  # type: ignore[arg-type]
+    with pytest.raises(AGIInjectionError, match="string or an integer"):
+        format_command("VERBOSE", ["a list"])  # type: ignore[arg-type]
+
+
+def test_lines_formatted_before_do_not_let_lookalike_arguments_through():
+    """Formatted lines are reused by (command, args), and True == 1.0 == 1 as keys: neither
+    may come back as the line formatted for 1."""
+    assert format_command("VERBOSE", "hello", 1) == b"VERBOSE hello 1\n"
+    assert format_command("VERBOSE", "hello", 1) == b"VERBOSE hello 1\n"
+    for lookalike in (True, 1.0):
+        with pytest.raises(AGIInjectionError, match="string or an integer"):
+            format_command("VERBOSE", "hello", lookalike)  # type: ignore[arg-type]
 
 
 def test_parse_command_follows_asterisk_parse_args():
