@@ -34,6 +34,9 @@ _WIRE_KEYS = ("type", "topic", *_BASE_FIELDS, "payload")
 _RESERVED_FIELDS = frozenset({"type", "topic", "payload"})
 
 _converter = make_converter()
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Compact JSON, non-ASCII kept as is; built once (``json.dumps`` with options builds one per
+call, a third of an event's serialising time)."""
 _registry: dict[str, type[Event]] = {}
 
 E = TypeVar("E", bound="Event")
@@ -143,7 +146,7 @@ def to_wire(event: Event) -> dict[str, Any]:
 def to_json(event: Event) -> str:
     """Serialise ``event`` as compact JSON (UTF-8 text, non-ASCII kept as is)."""
     try:
-        return json.dumps(to_wire(event), ensure_ascii=False, separators=(",", ":"))
+        return _encoder.encode(to_wire(event))
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"event {event.type!r} cannot be serialised to JSON: {exc}") from exc
 

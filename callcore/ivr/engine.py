@@ -65,6 +65,11 @@ class FlowEngine:
         self._bus = bus
         self.step_limit = step_limit
 
+    @property
+    def _origin(self) -> str:
+        """Events are stamped here with the bus's node id: the bus would copy each to stamp it."""
+        return "" if self._bus is None else self._bus.node_id
+
     def _publish(self, event: NodeEntered | NodeLeft) -> None:
         if self._bus is not None:
             self._bus.publish(event)
@@ -93,6 +98,7 @@ class FlowEngine:
                 entering = False
                 self._publish(
                     NodeEntered(
+                        origin=self._origin,
                         uniqueid=ctx.uniqueid,
                         flow_id=ctx.flow_id,
                         node_id=node_id,
@@ -122,6 +128,7 @@ class FlowEngine:
             finally:
                 self._publish(
                     NodeLeft(
+                        origin=self._origin,
                         uniqueid=ctx.uniqueid,
                         flow_id=ctx.flow_id,
                         node_id=node_id,
