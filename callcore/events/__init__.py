@@ -34,6 +34,7 @@ from callcore.events.pg import (
     EventTooLarge,
     PgEventBridge,
     notify_payload,
+    pack,
 )
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "from_json",
     "from_wire",
     "notify_payload",
+    "pack",
     "to_json",
     "to_wire",
 ]

@@ -4,7 +4,9 @@ One dedicated connection both listens and sends, so a lost connection is one eve
 reconnects with backoff and then publishes a :class:`~callcore.events.model.Gap` locally, because
 whatever other nodes sent meanwhile is gone. Publishing never waits for the network: the relay
 serialises the event, checks NOTIFY's size limit (refusing, not truncating) and queues it; a
-background task sends the queue in ordered batches.
+background task sends the queue in ordered batches, packing consecutive events into one
+notification (a JSON array) up to that limit: a busy node sends a few notifications where it
+would send dozens, and every listener, this node included, parses that many fewer.
 
 Delivery is at most once per event id on each node: our own notifications are recognised by the
 sending backend and skipped, and a batch re-sent after a reconnect is de-duplicated by event id.
@@ -13,9 +15,11 @@ sending backend and skipped, and a batch re-sent after a reconnect is de-duplica
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections import deque
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from types import TracebackType
@@ -27,7 +31,7 @@ import attrs
 from callcore.db.pool import CONNECT_TIMEOUT, describe_url
 from callcore.errors import DatabaseError, ValidationError
 from callcore.events.bus import EventBus
-from callcore.events.model import Event, EventDecodeError, Gap, from_json, to_json
+from callcore.events.model import Event, EventDecodeError, Gap, from_wire, to_json
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +65,37 @@ def notify_payload(event: Event) -> str:
     return text
 
 
+def pack(payloads: Iterable[str]) -> Iterator[tuple[str, int]]:
+    """Notifications for the event ``payloads`` in order, with how many events each carries.
+
+    Consecutive events share one notification, a JSON array, while it stays within
+    :data:`MAX_PAYLOAD_BYTES`; an event alone goes as its own object. Every payload must fit on
+    its own (:func:`notify_payload` checks that).
+    """
+    group: list[str] = []
+    size = 1  # the closing bracket
+    for payload in payloads:
+        length = len(payload.encode()) + 1  # the opening bracket or a comma
+        if group and size + length > MAX_PAYLOAD_BYTES:
+            yield _notification(group), len(group)
+            group, size = [], 1
+        group.append(payload)
+        size += length
+    if group:
+        yield _notification(group), len(group)
+
+
+def _notification(group: list[str]) -> str:
+    return group[0] if len(group) == 1 else "[" + ",".join(group) + "]"
+
+
 @attrs.frozen
 class BridgeStats:
     """Counters for monitoring. ``dropped`` counts this node's events that never left it."""
 
     sent: int
+    """Events sent (several may share one notification: see ``notifications``)."""
+    notifications: int
     received: int
     dropped: int
     pending: int
@@ -111,7 +141,7 @@ class PgEventBridge:
         self._seen_order: deque[str] = deque()
         self._warned_shared_id = False
         self._overflowing = False
-        self._sent = self._received = self._dropped = self._reconnects = 0
+        self._sent = self._notifications = self._received = self._dropped = self._reconnects = 0
 
     @property
     def node_id(self) -> str:
@@ -126,6 +156,7 @@ class PgEventBridge:
     def stats(self) -> BridgeStats:
         return BridgeStats(
             sent=self._sent,
+            notifications=self._notifications,
             received=self._received,
             dropped=self._dropped,
             pending=len(self._pending),
@@ -238,20 +269,24 @@ class PgEventBridge:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = list(islice(self._pending, _BATCH))
+            notifications = list(pack(islice(self._pending, _BATCH)))
+            events = sum(count for _, count in notifications)
             try:
-                await conn.executemany(_NOTIFY, [(self._channel, payload) for payload in batch])
+                await conn.executemany(
+                    _NOTIFY, [(self._channel, text) for text, _ in notifications]
+                )
             except asyncpg.PostgresError as exc:
                 if isinstance(exc, _SESSION_ENDED) or conn.is_closed():
                     return self._abandon(conn, exc)
-                log.error("PostgreSQL refused %d events on %s: %s", len(batch), self._target, exc)
-                self._dropped += len(batch)
+                log.error("PostgreSQL refused %d events on %s: %s", events, self._target, exc)
+                self._dropped += events
             except Exception as exc:  # any client-side failure: start afresh
                 return self._abandon(conn, exc)
             else:
-                self._sent += len(batch)
+                self._sent += events
+                self._notifications += len(notifications)
                 self._overflowing = False
-            for _ in batch:
+            for _ in range(events):
                 self._pending.popleft()
         return "connection closed"
 
@@ -275,11 +310,24 @@ class PgEventBridge:
         if pid == conn.get_server_pid():
             return  # our own notification: we listen on the channel we send on
         try:
-            event = from_json(payload)
+            data = json.loads(payload)
+        except ValueError as exc:
+            self._malformed(pid, channel, EventDecodeError(f"an event must be JSON: {exc}"))
+            return
+        for item in data if isinstance(data, list) else (data,):
+            self._receive(pid, channel, item)
+
+    def _malformed(self, pid: int, channel: str, exc: EventDecodeError) -> None:
+        log.warning("ignoring a malformed event from backend %d on %s: %s", pid, channel, exc)
+
+    def _receive(self, pid: int, channel: str, item: object) -> None:
+        """One event of a notification (a notification carries one or a JSON array of them)."""
+        try:
+            event = from_wire(item)
             if not event.origin:
                 raise EventDecodeError(f"event {event.type!r} {event.id} has no origin")
         except EventDecodeError as exc:
-            log.warning("ignoring a malformed event from backend %d on %s: %s", pid, channel, exc)
+            self._malformed(pid, channel, exc)
             return
         if event.origin == self.node_id:
             if not self._warned_shared_id:

@@ -162,6 +162,8 @@ async def test_events_flow_both_ways_once_and_in_order(bus, bridge, peer):
     assert peer_received[0] == json.loads(to_json(pings[0]))
     assert peer_stats["received"] == 202
     assert peer_stats["sent"] == 1200
+    # The burst was published without yielding: its events share notifications.
+    assert peer_stats["notifications"] < 1200 / 10
     assert bridge.stats.sent == 202
     assert bridge.stats.received == 1200
     assert bridge.stats.dropped == 0
@@ -246,6 +248,7 @@ async def test_notifications_from_elsewhere_are_checked_and_deduplicated(
         return to_json(event)
 
     known = wire("test.known", "other-node", n=1)
+    batched = wire("test.batched", "other-node", n=2)
     newer = json.loads(wire("x", "newer-node"))
     newer.update(type="future.kind", topic="test", payload={"deep": {"list": [1, None]}})
     messages = [
@@ -256,6 +259,9 @@ async def test_notifications_from_elsewhere_are_checked_and_deduplicated(
         known,  # a re-sent batch: delivered once
         wire("test.impostor", "test-node"),  # another process claiming our node id
         json.dumps(newer),
+        # a batch: its good events delivered, the bad one and the replay not
+        f'[{batched},{{"type":"test.partial_in_batch"}},{known}]',
+        "[not json",
     ]
     async with bus.subscribe(["test"]) as local:
         conn = await asyncpg.connect(database_url)
@@ -264,17 +270,20 @@ async def test_notifications_from_elsewhere_are_checked_and_deduplicated(
                 await conn.execute("SELECT pg_notify('callcore_events', $1)", message)
         finally:
             await conn.close()
-        first, second = await receive(local, 2)
+        first, second, third = await receive(local, 3)
         await assert_quiet(local)
 
     assert first == from_json(known)
     assert isinstance(second, GenericEvent)
     assert (second.type, second.origin) == ("future.kind", "newer-node")
     assert second.payload == {"deep": {"list": [1, None]}}
-    assert bridge.stats.received == 2
+    assert third == from_json(batched)
+    assert bridge.stats.received == 3
     logged = caplog.text
     assert "an event must be JSON" in logged
     assert "'test.partial' lacks topic, id, at, origin, payload" in logged
+    assert "'test.partial_in_batch' lacks topic" in logged
+    assert logged.count("an event must be JSON") == 2
     assert "'test.no_origin' " in logged and "has no origin" in logged
     assert "sends events as node test-node" in logged
 

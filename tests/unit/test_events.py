@@ -25,6 +25,7 @@ from callcore.events import (
     event_type,
     from_json,
     notify_payload,
+    pack,
     to_json,
 )
 
@@ -385,6 +386,28 @@ def test_notify_payload_enforces_the_postgresql_limit_in_bytes():
     # 3999 two-byte characters: short in characters, too long in bytes
     with pytest.raises(EventTooLarge, match="over the 7999-byte limit"):
         notify_payload(sized(MAX_PAYLOAD_BYTES + 2, "é"))
+
+
+@given(st.lists(st.integers(min_value=0, max_value=MAX_PAYLOAD_BYTES - 200), max_size=40))
+def test_events_are_packed_in_order_into_notifications_within_the_limit(fillers):
+    """Every event once, in order; each notification within the limit in bytes, an array only
+    when it carries more than one event, and none that could also have taken the next event."""
+    payloads = [
+        to_json(GenericEvent(topic="t", type="test_unit.p", payload={"s": "é" * (n // 2)}))
+        for n in fillers
+    ]
+    notifications = list(pack(payloads))
+    start = 0
+    for text, count in notifications:
+        assert len(text.encode()) <= MAX_PAYLOAD_BYTES
+        group = payloads[start : start + count]
+        data = json.loads(text)
+        assert data == ([json.loads(p) for p in group] if count > 1 else json.loads(group[0]))
+        start += count
+        if start < len(payloads):
+            with_next = "[" + ",".join([*group, payloads[start]]) + "]"
+            assert len(with_next.encode()) > MAX_PAYLOAD_BYTES
+    assert start == len(payloads)
 
 
 def test_unserialisable_payload_is_a_clear_error():
