@@ -15,6 +15,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 
@@ -63,12 +64,9 @@ class FlowEngine:
         self, bus: EventBus | None = None, *, step_limit: int = DEFAULT_STEP_LIMIT
     ) -> None:
         self._bus = bus
-        self.step_limit = step_limit
-
-    @property
-    def _origin(self) -> str:
+        self._origin = "" if bus is None else bus.node_id
         """Events are stamped here with the bus's node id: the bus would copy each to stamp it."""
-        return "" if self._bus is None else self._bus.node_id
+        self.step_limit = step_limit
 
     def _publish(self, event: NodeEntered | NodeLeft) -> None:
         if self._bus is not None:
@@ -94,18 +92,17 @@ class FlowEngine:
             compiled = flow.nodes[node_id]
             path.append(node_id)
             step = len(path)
+            where: dict[str, Any] = {  # what both events of this step say
+                "origin": self._origin,
+                "uniqueid": ctx.uniqueid,
+                "flow_id": ctx.flow_id,
+                "node_id": node_id,
+                "node_type": compiled.type,
+                "step": step,
+            }
             if entering:
                 entering = False
-                self._publish(
-                    NodeEntered(
-                        origin=self._origin,
-                        uniqueid=ctx.uniqueid,
-                        flow_id=ctx.flow_id,
-                        node_id=node_id,
-                        node_type=compiled.type,
-                        step=step,
-                    )
-                )
+                self._publish(NodeEntered(**where))
             started = time.perf_counter()
             exit_name: str | None = None
             next_id: str | None = None
@@ -128,12 +125,7 @@ class FlowEngine:
             finally:
                 self._publish(
                     NodeLeft(
-                        origin=self._origin,
-                        uniqueid=ctx.uniqueid,
-                        flow_id=ctx.flow_id,
-                        node_id=node_id,
-                        node_type=compiled.type,
-                        step=step,
+                        **where,
                         exit=exit_name,
                         milliseconds=(time.perf_counter() - started) * 1000,
                         next_node=next_id,
