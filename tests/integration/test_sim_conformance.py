@@ -195,22 +195,15 @@ class Harness:
         client.on_event(lambda event: self.events.append(event.fields))
 
     async def replay(self, section: Section, *, tail: float = 3.0) -> list[tuple[Message, Message]]:
-        """Send the section's actions at the capture's pace; pairs of (capture's, ours) answers.
-
-        Each action is due at its offset from the first (a gap over 120 s counts as 120 s), on
-        the simulator's clock, so the time the previous ones took to answer does not add up:
-        at 50x, 10 ms of a slow machine's wall time is half a simulated second.
-        """
+        """Send the section's actions at the capture's pace; pairs of (capture's, ours) answers."""
         answers = []
         previous = section.actions[0][0] if section.actions else 0.0
-        due = self.clock.monotonic()
         for at, action in section.actions:
             name = action.get("Action") or ""
             if name.lower() in ("", "login", "logoff", "events"):
                 continue
-            due += min(max(at - previous, 0.0), 120.0)
+            await self.clock.sleep(min(max(at - previous, 0.0), 120.0))
             previous = at
-            await self.clock.sleep(max(due - self.clock.monotonic(), 0.0))
             mapping = channel_map(section.events, self.events)
             fields = [
                 (key, _rename(value, mapping))
@@ -459,13 +452,15 @@ async def test_chanspy_listen_whisper_barge() -> None:
     ``Wait(60)`` (its ``Newexten Hangup`` follows the action's answer). Which of the two came
     first was decided inside Asterisk within a millisecond; at 50× a millisecond of real
     scheduling jitter is 50 ms of simulated time, so a replay could only flip a coin. Here both
-    halves of the talker wait 90 s, the Hangup action ends the Wait, and that Newexten is not
-    compared.
+    halves of the talker wait 300 s, the Hangup action ends the Wait, and that Newexten is not
+    compared. 300 s, not just past 60: the replay sends each action the capture's gap after the
+    previous one's answer, so a slow machine's answer times add up (at 50x, 0.6 s of wall time
+    is 30 s of the talker's wait; 90 s once ran out on a loaded CI machine).
     """
     talker_waits_longer = DEFAULT_DIALPLAN.replace(
-        "Wait(60)\n same => n,Hangup()", "Wait(90)\n same => n,Hangup()"
+        "Wait(60)\n same => n,Hangup()", "Wait(300)\n same => n,Hangup()"
     )
-    assert talker_waits_longer.count("Wait(90)") == 2
+    assert talker_waits_longer.count("Wait(300)") == 2
     section, answers, events = await run_capture(
         capture("ami-chanspy.txt"), tail=3.0, dialplan=talker_waits_longer
     )
