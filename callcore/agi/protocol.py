@@ -158,7 +158,6 @@ _LINES: dict[tuple[str, tuple[str | int, ...]], bytes] = {}
 over and over, so most commands are a dict lookup."""
 _LINES_MAX = 4096
 _LINE_CACHED_BYTES = 256
-_PLAIN_TYPES = frozenset((str, int))
 
 
 def format_command(command: str, *args: str | int) -> bytes:
@@ -173,10 +172,15 @@ def format_command(command: str, *args: str | int) -> bytes:
         line = _LINES.get(key)
     except TypeError:  # an unhashable argument, which _format_command refuses by name
         return _format_command(command, args)
-    # Only exact str and int arguments may hit: True == 1 and 1.0 == 1 as keys, but a bool or
-    # a float is refused.
-    if line is not None and all(map(_PLAIN_TYPES.__contains__, map(type, args))):
-        return line
+    if line is not None:
+        # Only exact str and int arguments may hit: True == 1 and 1.0 == 1 as keys, but a bool
+        # or a float is refused. (A loop: half the price of all(map(...)) for a few arguments.)
+        for arg in args:
+            kind = arg.__class__
+            if kind is not str and kind is not int:
+                break
+        else:
+            return line
     line = _format_command(command, args)
     if len(line) <= _LINE_CACHED_BYTES:
         if len(_LINES) >= _LINES_MAX:
@@ -440,9 +444,11 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 _HEADERS, _REPLIES, _FAILED = 0, 1, 2
-_KNOWN_LINES: dict[bytes, Reply | Hangup] = {b"HANGUP": HANGUP}
-"""Lines seen again and again (``200 result=0``): parsed once, their immutable event reused."""
-_KNOWN_LINES_MAX = 512
+_KNOWN_LINES: dict[bytes, Reply | Hangup] = {}
+"""Reply lines as received, ``\n`` included, and their immutable event: an IVR's replies
+(``200 result=0``, ``200 result=1 (gold)``) come again and again, so most are a dict lookup."""
+_KNOWN_LINES_MAX = 1024
+_KNOWN_LINE_BYTES = 64
 
 
 class AGIParser:
@@ -479,7 +485,12 @@ class AGIParser:
 
     def feed(self, data: bytes) -> list[Event]:
         """The events completed by ``data``; bytes of an unfinished line are kept for later."""
-        if self._error is not None:
+        if self._state == _REPLIES and not self._pending and self._usage is None:
+            # The usual chunk: exactly one reply line seen before.
+            event = _KNOWN_LINES.get(data)
+            if event is not None:
+                return [event]
+        elif self._error is not None:
             raise self._error
         end = data.find(b"\n")
         if self._pending:
@@ -501,14 +512,14 @@ class AGIParser:
                 end = data.find(b"\n", start)
         known = _KNOWN_LINES
         while end >= 0:
-            line = data[start:end]
-            start = end + 1
             if self._state == _REPLIES and self._usage is None:
+                line = data[start : end + 1]
                 event = known.get(line)
                 if event is None:
                     event = self._reply(line)
             else:
-                event = self._other(line)
+                event = self._other(data[start:end])
+            start = end + 1
             if event is not None:
                 events.append(event)
             end = data.find(b"\n", start)
@@ -576,19 +587,23 @@ class AGIParser:
         return text[:-1] if text.endswith("\r") else text
 
     def _reply(self, raw: bytes) -> Reply | Hangup | None:
-        line = self._decode(raw)
-        if line == "HANGUP":
-            return HANGUP
+        """The event of one reply line, ``raw`` with its ``\n``, remembered when short."""
+        line = self._decode(raw[:-1])
         if line.startswith("520-"):
             self._usage = []
             return None
-        try:
-            reply = parse_reply(line)
-        except AGIProtocolError as exc:
-            self._fail(str(exc))
-        if reply.data is None and len(raw) <= 40 and len(_KNOWN_LINES) < _KNOWN_LINES_MAX:
-            _KNOWN_LINES[raw] = reply
-        return reply
+        if line == "HANGUP":
+            event: Reply | Hangup = HANGUP
+        else:
+            try:
+                event = parse_reply(line)
+            except AGIProtocolError as exc:
+                self._fail(str(exc))
+        if len(raw) <= _KNOWN_LINE_BYTES:
+            if len(_KNOWN_LINES) >= _KNOWN_LINES_MAX:
+                _KNOWN_LINES.clear()
+            _KNOWN_LINES[raw] = event
+        return event
 
     def _other(self, raw: bytes) -> Event | None:
         line = self._decode(raw)

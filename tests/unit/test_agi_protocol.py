@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callcore.agi import protocol
 from callcore.agi.errors import AGIError, AGIInjectionError, AGIProtocolError
 from callcore.agi.protocol import (
     ASTERISK_LINE_BYTES,
@@ -301,6 +302,51 @@ def test_a_valid_stream_gives_the_same_events_however_it_is_cut(lines, data):
     parser.feed_eof()
     assert pieces == whole
     assert len(whole) == 1 + len(lines)
+
+
+reply_lines = st.lists(
+    st.one_of(
+        st.builds(lambda r, d: format_reply(r, data=d), st.integers(-2, 999), arguments),
+        st.builds(lambda e: format_reply(0, endpos=e), st.integers(-1, 10**6)),
+        st.just(b"HANGUP\n"),
+        st.just(b"200 result=0\r\n"),
+        st.just(b"100 result=0 Trying...\n"),
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(reply_lines)
+def test_remembered_reply_lines_give_what_a_first_parse_gives(lines):
+    protocol._KNOWN_LINES.clear()
+    header = format_header_block({"agi_channel": "c"})
+    first = AGIParser().feed(header + b"".join(lines))[1:]
+    parser = AGIParser()
+    parser.feed(header)
+    # Now from the remembered lines, one chunk per line (the whole-chunk path) and all at once.
+    one_by_one = [event for line in lines for event in parser.feed(line)]
+    at_once = AGIParser().feed(header + b"".join(lines))[1:]
+    expected = [
+        HANGUP if line == b"HANGUP\n" else parse_reply(line.decode().rstrip("\r\n"))
+        for line in lines
+    ]
+    assert first == one_by_one == at_once == expected
+
+
+def test_remembered_reply_lines_stay_few_and_short():
+    protocol._KNOWN_LINES.clear()
+    parser = AGIParser()
+    parser.feed(format_header_block({"agi_channel": "c"}))
+    long_line = format_reply(1, data="x" * 100)
+    assert parser.feed(long_line) == [Reply(200, "1", data="x" * 100)]
+    assert long_line not in protocol._KNOWN_LINES
+    for number in range(protocol._KNOWN_LINES_MAX + 10):
+        assert parser.feed(format_reply(1, data=str(number))) == [Reply(200, "1", str(number))]
+    assert 0 < len(protocol._KNOWN_LINES) <= protocol._KNOWN_LINES_MAX
+    # A usage frame after remembered lines is still read as one reply.
+    assert parser.feed(format_usage("Usage: ANSWER")) == [Reply(520, text="Usage: ANSWER")]
+    assert parser.feed(b"200 result=1 (0)\n") == [Reply(200, "1", "0")]
 
 
 def test_error_ladder():
