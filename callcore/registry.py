@@ -43,6 +43,8 @@ class Registry(Generic[T]):
         self._translations: dict[str, Translations] = {}
         self._failed: set[str] = set()
         self._current: str | None = None
+        self.changes = 0
+        """How many times the members changed: a cache built from them keys on it."""
 
     def add(self, item: T) -> None:
         """Add ``item`` on behalf of the plugin whose hook is running.
@@ -64,6 +66,7 @@ class Registry(Generic[T]):
                 f"and again by plugin {self._current!r}"
             )
         self._entries[name] = Registered(item, self._current)
+        self.changes += 1
 
     def check(self, item: T, plugin: str) -> None:
         """Validate ``item`` before ``plugin`` adds it; the base registry accepts anything."""
@@ -87,6 +90,7 @@ class Registry(Generic[T]):
         except BaseException:
             for name in set(self._entries) - before:
                 del self._entries[name]
+                self.changes += 1
             raise
         else:
             self._translations[plugin] = translations

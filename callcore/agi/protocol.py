@@ -343,17 +343,17 @@ class AGIHeaders:
             if key in values:
                 raise AGIProtocolError(f"AGI header {key!r} appears twice in the header block")
             values[key] = value
-        return cls._from_values(values)
+        return cls._from_values(values, values)
 
     @classmethod
-    def _from_values(cls, values: dict[str, str], *, may_have_args: bool = True) -> AGIHeaders:
+    def _from_values(cls, values: dict[str, str], other_keys: Iterable[str]) -> AGIHeaders:
+        """``other_keys``: the keys that may be ``agi_arg_N`` (the keys not in ASTERISK_KEYS)."""
         numbered: list[tuple[int, str]] = []
-        if may_have_args:
-            for key, value in values.items():
-                if key.startswith("agi_arg_"):
-                    number = key[8:]
-                    if number.isascii() and number.isdigit():
-                        numbered.append((int(number), value))
+        for key in other_keys:
+            if key.startswith("agi_arg_"):
+                number = key[8:]
+                if number.isascii() and number.isdigit():
+                    numbered.append((int(number), values[key]))
         script = values.get("agi_network_script", "")
         path, _, query_string = script.partition("?")
         query = (
@@ -442,6 +442,16 @@ def parse_reply(line: str) -> Reply:
 def _shorten(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
+
+ASTERISK_KEYS: Final = frozenset(
+    (
+        "agi_request agi_channel agi_language agi_type agi_uniqueid agi_version agi_callerid "
+        "agi_calleridname agi_callingpres agi_callingani2 agi_callington agi_callingtns "
+        "agi_dnid agi_rdnis agi_context agi_extension agi_priority agi_enhanced "
+        "agi_accountcode agi_threadid agi_network agi_network_script"
+    ).split()
+)
+"""The header keys Asterisk 22 always sends (the captures' blocks), ``agi_arg_N`` aside."""
 
 _HEADERS, _REPLIES, _FAILED = 0, 1, 2
 _KNOWN_LINES: dict[bytes, Reply | Hangup] = {}
@@ -541,16 +551,19 @@ class AGIParser:
         lines = block.count(b"\n") + 1
         if b"\r" in block or lines > MAX_HEADER_LINES:
             return None
-        text = block.decode(ENCODING, ERRORS)
-        values: dict[str, str] = {}
-        for line in text.split("\n"):
-            key, found, value = line.partition(":")
-            if not found or not key or key.strip() != key:
-                return None  # not a header line: the line-by-line path names it
-            values[key] = value[1:] if value[:1] == " " else value
+        try:
+            values = dict(
+                [line.split(": ", 1) for line in block.decode(ENCODING, ERRORS).split("\n")]
+            )
+        except ValueError:
+            return None  # a line without ": " (perhaps "key:value"): the line path reads it
         if len(values) != lines:
             return None  # a key sent twice
-        headers = AGIHeaders._from_values(values, may_have_args="agi_arg_" in text)
+        other_keys = values.keys() - ASTERISK_KEYS
+        for key in other_keys:
+            if not key or key.strip() != key or ":" in key:
+                return None  # not a header line: the line-by-line path names it
+        headers = AGIHeaders._from_values(values, other_keys)
         self._state = _REPLIES
         return HeaderBlock(headers), end + 2
 

@@ -26,6 +26,8 @@ Handler = Callable[["AGISession", Mapping[str, str]], Awaitable[None]]
 """``async def handler(session: AGISession, params: Mapping[str, str]) -> None``."""
 
 _FORBIDDEN_IN_LITERAL = frozenset("{}?# \t")
+RESOLVED_PATHS = 1024
+"""How many script paths :meth:`AgiRouteRegistry.resolve` remembers (cleared when full)."""
 
 
 def _placeholder(segment: str) -> str | None:
@@ -103,7 +105,9 @@ class AgiRouteRegistry(Registry[AgiRoute]):
 
     def __init__(self) -> None:
         super().__init__("AGI route", key=lambda route: route.pattern)
-        self._by_length: dict[int, list[AgiRoute]] | None = None
+        self._by_length: dict[int, list[AgiRoute]] = {}
+        self._resolved: dict[str, tuple[AgiRoute, dict[str, str]] | None] = {}
+        self._indexed_at = -1
 
     def check(self, item: AgiRoute, plugin: str) -> None:
         if not isinstance(item, AgiRoute):
@@ -114,15 +118,29 @@ class AgiRouteRegistry(Registry[AgiRoute]):
                     f"AGI route {item.pattern!r} of plugin {plugin!r} serves the same paths as "
                     f"{entry.item.pattern!r} of plugin {entry.plugin!r}"
                 )
-        self._by_length = None
 
     def resolve(self, path: str) -> tuple[AgiRoute, dict[str, str]] | None:
-        """The route serving ``path`` and its parameters (each segment percent-decoded)."""
-        index = self._by_length
-        if index is None:
-            index = self._by_length = self._index()
+        """The route serving ``path`` and its parameters (each segment percent-decoded).
+
+        Paths seen before (the same DIDs and flows, call after call) are remembered, up to
+        :data:`RESOLVED_PATHS`; each caller gets its own copy of the parameters.
+        """
+        if self._indexed_at != self.changes:
+            self._by_length = self._index()
+            self._resolved.clear()
+            self._indexed_at = self.changes
+        try:
+            found = self._resolved[path]
+        except KeyError:
+            found = self._resolve(path)
+            if len(self._resolved) >= RESOLVED_PATHS:
+                self._resolved.clear()
+            self._resolved[path] = found
+        return None if found is None else (found[0], found[1].copy())
+
+    def _resolve(self, path: str) -> tuple[AgiRoute, dict[str, str]] | None:
         parts = [unquote(part) for part in path.split("/")]
-        for route in index.get(len(parts), ()):
+        for route in self._by_length.get(len(parts), ()):
             params = route.match(parts)
             if params is not None:
                 return route, params
