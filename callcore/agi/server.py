@@ -25,7 +25,7 @@ from typing import cast
 
 import attrs
 
-from callcore.agi.errors import AGIError, AGIHangup, AGIProtocolError, AGITimeout
+from callcore.agi.errors import AGIError, AGIHangup, AGIProtocolError
 from callcore.agi.protocol import AGIHeaders, AGIParser, Event, HeaderBlock
 from callcore.agi.routes import AgiRoute, AgiRouteRegistry
 from callcore.agi.session import AGISession, SessionState
@@ -70,6 +70,11 @@ class _Connection(asyncio.Protocol):
         self.session: AGISession | None = None
         self.peer = "?"
         self._timer: asyncio.TimerHandle | None = None
+        self.handler: asyncio.Task[None] | None = None
+        """The task serving the session (None when refused)."""
+        self.session_deadline = float("inf")
+        """Event-loop time at which ``session_timeout`` cancels :attr:`handler`."""
+        self.session_expired = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, but not always an asyncio.Transport instance: uvloop's TCPTransport
@@ -133,13 +138,15 @@ class _Connection(asyncio.Protocol):
             self._timer = None
 
     def _on_timer(self) -> None:
-        """Enforce the header deadline, then the deadline of the command in flight.
+        """Enforce the header deadline, then the deadlines of the command and of the session.
 
         Before the session starts this is the header deadline. Afterwards a deadline still ahead
         (the command was sent after the timer was armed) re-arms the timer at it, and an idle
-        session is looked at again a ``command_timeout`` later. A command due before the timer
-        fires (a short ``timeout_s``, or a ``command_timeout`` shorter than the header's) re-arms
-        it when it is sent, through :attr:`AGISession.on_early_deadline`.
+        session is looked at again a ``command_timeout`` later, or at the session's deadline if
+        that comes first; at that deadline the handler's task is cancelled, as
+        ``asyncio.timeout`` would, without a second timer per session. A command due before the
+        timer fires (a short ``timeout_s``, or a ``command_timeout`` shorter than the header's)
+        re-arms it when it is sent, through :attr:`AGISession.on_early_deadline`.
         """
         server = self._server
         self._timer = None
@@ -154,13 +161,18 @@ class _Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.abort()
             return
-        loop = server._loop
-        now = loop.time()
+        now = server._loop.time()
+        handler = self.handler
+        if now >= self.session_deadline and handler is not None and not self.session_expired:
+            self.session_expired = True
+            handler.cancel()
         if session.expire(now):
             server._timeouts += 1
         elif session.state is not SessionState.CLOSED:
             deadline = session.deadline
-            self._arm(deadline if deadline is not None else now + session.command_timeout_wall)
+            if deadline is None:
+                deadline = now + session.command_timeout_wall
+            self._arm(deadline if self.session_expired else min(deadline, self.session_deadline))
 
     def _protocol_error(self, exc: AGIProtocolError) -> None:
         self._server._errors += 1
@@ -242,6 +254,7 @@ class FastAGIServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._header_timeout_wall = self.clock.to_wall(self._header_timeout)
+        self._session_timeout_wall = self.clock.to_wall(self.settings.session_timeout)
         try:
             self._server = await self._loop.create_server(
                 lambda: _Connection(self), self.settings.host, self._port
@@ -325,12 +338,16 @@ class FastAGIServer:
             route, params = resolved
             self._open_sessions += 1
             self._sessions_total += 1
-            self._spawn(self._serve(session, route, params))
+            connection.session_deadline = deadline = self._loop.time() + self._session_timeout_wall
+            connection.handler = self._spawn(self._serve(connection, route, params))
+            if deadline < session.checked_at:
+                connection._arm(deadline)
 
-    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _refuse(self, connection: _Connection, session: AGISession, status: str) -> None:
         logger.warning(
@@ -349,27 +366,31 @@ class FastAGIServer:
         finally:
             session.close()
 
-    async def _serve(self, session: AGISession, route: AgiRoute, params: Mapping[str, str]) -> None:
+    async def _serve(
+        self, connection: _Connection, route: AgiRoute, params: Mapping[str, str]
+    ) -> None:
+        session = connection.session
+        assert session is not None
         try:
-            async with asyncio.timeout(self.clock.to_wall(self.settings.session_timeout)) as limit:
-                await route.handler(session, params)
+            await route.handler(session, params)
         except AGIHangup as exc:
             logger.debug("AGI session ended by hang-up route=%s: %s", route.pattern, exc)
-        except TimeoutError as exc:
+        except asyncio.CancelledError:
+            # Ours (the session deadline) unless someone else cancelled too (the server closing).
+            task = asyncio.current_task()
+            if not connection.session_expired or (task is not None and task.uncancel() > 0):
+                raise
             self._errors += 1
-            if isinstance(exc, AGITimeout) or not limit.expired():
-                self._log_failure(session, route, exc)
-            else:
-                self._timeouts += 1
-                logger.warning(
-                    "AGI session exceeded session_timeout=%ss route=%s channel=%s uniqueid=%s",
-                    self.settings.session_timeout,
-                    route.pattern,
-                    session.channel,
-                    session.uniqueid,
-                    extra=_context(session),
-                )
-                await self._report_error(session)
+            self._timeouts += 1
+            logger.warning(
+                "AGI session exceeded session_timeout=%ss route=%s channel=%s uniqueid=%s",
+                self.settings.session_timeout,
+                route.pattern,
+                session.channel,
+                session.uniqueid,
+                extra=_context(session),
+            )
+            await self._report_error(session)
         except Exception as exc:
             self._errors += 1
             self._log_failure(session, route, exc)

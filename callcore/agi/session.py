@@ -191,14 +191,15 @@ class AGISession:
         if new is not self._state:
             if self._why is None or new is SessionState.DEAD:
                 self._why = event
-            logger.debug(
-                "AGI session %s -> %s (%s) channel=%s uniqueid=%s",
-                self._state.value,
-                new.value,
-                event.value,
-                self.channel,
-                self.uniqueid,
-            )
+            if logger.isEnabledFor(logging.DEBUG):  # the arguments cost more than the check
+                logger.debug(
+                    "AGI session %s -> %s (%s) channel=%s uniqueid=%s",
+                    self._state.value,
+                    new.value,
+                    event.value,
+                    self.channel,
+                    self.uniqueid,
+                )
             self._state = new
 
     # -- fed by the connection -----------------------------------------------------------------

@@ -362,6 +362,47 @@ async def test_per_command_timeout_closes_the_session(clock, caplog):
     assert "AGI command timed out" in caplog.text
 
 
+async def test_session_timeout_ends_a_handler_that_runs_too_long(clock, caplog):
+    """Between commands (a slow lookup) the dialplan learns CALLCORE_STATUS=ERROR; inside a
+    command that may wait for ever, the session is cut. Either way the server goes on."""
+    outcome = {}
+
+    async def thinking(session, params):
+        await session.answer()
+        try:
+            await clock.sleep(30)
+        except asyncio.CancelledError:
+            outcome["cancelled"] = True
+            raise
+
+    async def waiting(session, params):
+        await session.exec("Wait", "30", timeout_s=NO_TIMEOUT)
+
+    async def quick(session, params):
+        await session.set_variable("CALLCORE_STATUS", "OK")
+
+    caplog.set_level(logging.WARNING, logger="callcore.agi")
+    routes = {"thinking": thinking, "waiting": waiting, "quick": quick}
+    async with running_server(routes, clock, session_timeout=2.0) as server:
+        calls = [
+            run_agi_call(address(server), path, Caller(max_duration=60.0), clock=clock)
+            for path in routes
+        ]
+        started = clock.monotonic()
+        thought, waited, quick_call = await asyncio.wait_for(asyncio.gather(*calls), 5)
+        elapsed = clock.monotonic() - started
+        assert server.stats.timeouts == 2
+        assert server.stats.errors == 2
+    assert 2.0 <= elapsed < 10.0
+    assert outcome["cancelled"]
+    assert thought.variables["CALLCORE_STATUS"] == "ERROR"
+    assert thought.commands[-1][:2] == ("SET", "VARIABLE")
+    assert waited.commands == (("EXEC", "Wait", "30"),)
+    assert "CALLCORE_STATUS" not in waited.variables
+    assert quick_call.variables["CALLCORE_STATUS"] == "OK"
+    assert caplog.text.count("AGI session exceeded session_timeout=2.0s") == 2
+
+
 async def test_commands_that_wait_on_purpose_outlive_the_command_timeout(clock):
     """A recording or key wait longer than command_timeout, and an application the caller ends
     (a queue, a voicemail message), are not cut short; a plain prompt still is."""
