@@ -383,6 +383,11 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         combined[key] = sum(run.get(key, 0) for run in runs)
     for key in ("commands", "sessions", "peak_open_calls"):
         combined[key] = min(run.get(key, 0) for run in runs)
+    kinds: dict[str, int] = {}
+    for run in runs:
+        for kind, count in run.get("error_kinds", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    combined["error_kinds"] = kinds
     if len(runs) > 1:
         rates = [run.get("commands_per_s") for run in runs if run.get("commands_per_s")]
         p99s = [run.get("turnaround_p99_ms") for run in runs if run.get("turnaround_p99_ms")]
@@ -511,7 +516,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 print(
                     f"[{time.monotonic() - started:6.1f}s] {key} {setup}: {brief}, "
-                    f"errors {figures['errors']}, other load {figures['other_cpu_util']}",
+                    f"errors {figures['errors']} {figures.get('error_kinds') or ''}, "
+                    f"other load {figures['other_cpu_util']}",
                     file=sys.stderr,
                 )
     results = {

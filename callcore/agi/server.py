@@ -84,6 +84,9 @@ class _Connection(asyncio.Protocol):
         host = peername[0] if isinstance(peername, tuple) else str(peername)
         self.peer = f"{host}:{peername[1]}" if isinstance(peername, tuple) else host
         server = self._server
+        if server._closing:
+            transport.abort()  # accepted from the listen queue as the server closed
+            return
         if not server.allows(host):
             server._refused_clients += 1
             logger.warning("AGI client refused peer=%s", self.peer, extra={"peer": self.peer})
@@ -257,7 +260,12 @@ class FastAGIServer:
         self._session_timeout_wall = self.clock.to_wall(self.settings.session_timeout)
         try:
             self._server = await self._loop.create_server(
-                lambda: _Connection(self), self.settings.host, self._port
+                lambda: _Connection(self),
+                self.settings.host,
+                self._port,
+                # A burst of calls while the loop is busy waits in the kernel's queue (capped by
+                # net.core.somaxconn) rather than being dropped at the default 100.
+                backlog=self.settings.max_sessions,
             )
         except OSError as exc:
             raise ConfigError(

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import logging
+import socket
+import time
 import types
 
 import pytest
@@ -259,10 +261,11 @@ async def test_bad_clients_do_not_disturb_a_concurrent_good_session(clock, caplo
     assert "longer than" in caplog.text
 
 
-async def test_handler_exception_is_logged_and_reported_to_the_dialplan(clock, caplog):
+@pytest.mark.parametrize("error", [RuntimeError, TimeoutError])
+async def test_handler_exception_is_logged_and_reported_to_the_dialplan(clock, caplog, error):
     async def broken(session, params):
         await session.answer()
-        raise RuntimeError("boom in the handler")
+        raise error("boom in the handler")
 
     caplog.set_level(logging.ERROR, logger="callcore.agi")
     channel = AGIChannel("broken", clock=clock)
@@ -467,3 +470,33 @@ async def test_open_sessions_return_to_zero_after_many_calls(clock):
         assert server.stats.sessions_total == 50
         assert server.stats.open_sessions == 0
     assert {r.agi_status for r in records} == {"SUCCESS"}
+
+
+async def test_a_burst_of_calls_while_the_loop_is_busy_waits_in_the_listen_queue(clock):
+    """Asterisk connects once per call: a burst that arrives while the server's loop is busy
+    must be queued by the kernel, not dropped (a dropped connection attempt is retried a second
+    later at best, and under SYN cookies can come back as a reset: AGISTATUS=FAILURE)."""
+    burst = 300
+
+    async def short(session, params):
+        await session.answer()
+
+    def connect_all(port: int) -> list[float]:
+        took, sockets = [], []
+        try:
+            for _ in range(burst):
+                started = time.perf_counter()
+                sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                took.append(time.perf_counter() - started)
+        finally:
+            for sock in sockets:
+                sock.close()
+        return took
+
+    async with running_server({"s": short}, clock, max_sessions=burst) as server:
+        loop = asyncio.get_running_loop()
+        connecting = loop.run_in_executor(None, connect_all, server.port)
+        time.sleep(1.5)  # noqa: ASYNC251 - on purpose: the loop is busy, nothing is accepted
+        took = await asyncio.wait_for(connecting, 30)
+    assert len(took) == burst
+    assert max(took) < 0.9, f"a connection waited {max(took):.2f}s for the listen queue"
