@@ -167,6 +167,11 @@ def format_command(command: str, *args: str | int) -> bytes:
     :func:`quote_argument`. Raises :class:`AGIInjectionError` for an argument that cannot be
     sent safely, or a line Asterisk would cut into two commands.
     """
+    return command_line(command, args)
+
+
+def command_line(command: str, args: tuple[str | int, ...]) -> bytes:
+    """:func:`format_command` with the arguments as one tuple (the session's path: no repacking)."""
     key = (command, args)
     try:
         line = _LINES.get(key)
@@ -396,6 +401,13 @@ class Reply:
     data: str | None = None
     endpos: int | None = None
     text: str = ""
+    number: int | None = attrs.field(init=False, eq=False, repr=False)
+    """``result`` as a number (None when it is not one): worked out once per reply line, since
+    a line seen before is the same reply object."""
+
+    @number.default
+    def _result_number(self) -> int | None:
+        return int(self.result) if self.result is not None and _is_int(self.result) else None
 
     @property
     def interim(self) -> bool:

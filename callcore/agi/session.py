@@ -30,7 +30,7 @@ from callcore.agi.errors import (
     AGITimeout,
     AGIUsageError,
 )
-from callcore.agi.protocol import COMMANDS, AGIHeaders, Hangup, Reply, format_command
+from callcore.agi.protocol import COMMANDS, AGIHeaders, Hangup, Reply, command_line
 from callcore.clock import REAL_CLOCK, Clock
 
 logger = logging.getLogger("callcore.agi")
@@ -305,7 +305,7 @@ class AGISession:
         Not a coroutine: each typed command awaits the future itself, one coroutine per command
         rather than three, on the path every AGI command takes.
         """
-        line = format_command(command, *args)
+        line = command_line(command, args)
         state = self._state
         if state is not SessionState.LIVE:
             if state is SessionState.CLOSED:
@@ -362,13 +362,13 @@ class AGISession:
 
     def _number(self, command: str, reply: Reply) -> int:
         """The reply's ``result`` as a number, for the commands whose result is one."""
-        try:
-            return int(reply.result or "")
-        except ValueError:
+        number = reply.number
+        if number is None:
             raise AGIProtocolError(
                 f"{command}: result {reply.result!r} is not a number "
                 f"(channel {self.channel}, uniqueid {self.uniqueid})"
-            ) from None
+            )
+        return number
 
     def _beyond(self, timeout_ms: int) -> float:
         """The reply deadline of a command that itself waits ``timeout_ms`` (-1: for ever):

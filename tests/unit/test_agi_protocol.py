@@ -161,6 +161,22 @@ def test_reply_forms(line, expected):
     assert AGIParser().feed(b"\n" + line.encode() + b"\n")[1:] == [expected]
 
 
+@pytest.mark.parametrize(
+    ("line", "number"),
+    [
+        ("200 result=53 endpos=9120", 53),
+        ("200 result=-1", -1),
+        ("200 result=123456", 123456),
+        ("200 result= (timeout)", None),
+        ("200 result=1x", None),
+        ("200 result=٣", None),
+        ("510 Invalid or unknown command", None),
+    ],
+)
+def test_a_reply_knows_its_result_as_a_number(line, number):
+    assert parse_reply(line).number == number
+
+
 @pytest.mark.parametrize("line", ["", "20", "abc result=0", "2000 result=1", "-12 x", "２００ x"])
 def test_lines_that_are_not_replies_are_protocol_errors(line):
     with pytest.raises(AGIProtocolError, match="not an AGI reply"):
