@@ -173,12 +173,12 @@ class Tracer:
             deliver(session, event)
 
         async def traced_serve(
-            server: FastAGIServer, session: AGISession, route: Any, params: Mapping[str, str]
+            server: FastAGIServer, connection: Any, route: Any, params: Mapping[str, str]
         ) -> None:
-            trace: CallTrace = session._bench_trace  # type: ignore[attr-defined]
+            trace: CallTrace = connection.session._bench_trace
             CURRENT.set(trace)
             try:
-                await serve(server, session, route, params)
+                await serve(server, connection, route, params)
             finally:
                 trace.done = stamp()
 
