@@ -15,7 +15,7 @@ so mixed-version clusters keep working during a rolling upgrade.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -47,7 +47,11 @@ class EventDecodeError(ValidationError):
 
 
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` gives it at
+    under half the price: every event needs one."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def _now() -> datetime:

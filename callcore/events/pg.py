@@ -40,6 +40,8 @@ MAX_PAYLOAD_BYTES = 7999
 """PostgreSQL refuses NOTIFY payloads of 8000 bytes or more (in its default build)."""
 
 _BATCH = 500
+DEFAULT_LINGER = 0.005
+"""Seconds the first queued event waits for more (see :class:`PgEventBridge`)."""
 _REMEMBERED_IDS = 10_000
 _FLUSH_TIMEOUT = 5.0
 _NOTIFY = "SELECT pg_notify($1, $2)"
@@ -108,7 +110,9 @@ class PgEventBridge:
 
     The node id is the bus's (``bus.node_id``). Events published while the connection is down are
     queued, up to ``max_pending``, and sent after reconnecting; beyond that they are dropped and
-    counted. Use as ``async with PgEventBridge(bus, url):`` or call :meth:`start`/:meth:`stop`.
+    counted. The first event queued waits ``linger`` seconds for others to share its round trip
+    (and its notification: see :func:`pack`). Use as ``async with PgEventBridge(bus, url):`` or
+    call :meth:`start`/:meth:`stop`.
     """
 
     def __init__(
@@ -120,11 +124,15 @@ class PgEventBridge:
         max_pending: int = 10_000,
         reconnect_delay: float = 0.1,
         max_reconnect_delay: float = 5.0,
+        linger: float = DEFAULT_LINGER,
     ) -> None:
         if not channel or len(channel.encode()) > 63:
             raise ValueError(f"NOTIFY channel {channel!r} must be 1 to 63 bytes long")
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        if not 0 <= linger <= 1:
+            raise ValueError(f"linger must be 0 to 1 second, got {linger}")
+        self._linger = linger
         self._bus = bus
         self._url = url
         self._channel = channel
@@ -268,6 +276,10 @@ class PgEventBridge:
                     return None
                 self._wake.clear()
                 await self._wake.wait()
+                if self._linger and not self._stopping:
+                    # Events come in bursts (a call's node left, the next entered): one round
+                    # trip for the burst instead of one per event, for ``linger`` of latency.
+                    await asyncio.sleep(self._linger)
                 continue
             notifications = list(pack(islice(self._pending, _BATCH)))
             events = sum(count for _, count in notifications)

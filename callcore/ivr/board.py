@@ -194,12 +194,14 @@ class IvrBoard:
         await self._reload()
         while self._subscription is not None:
             try:
-                async for event in self._subscription:
+                subscription = self._subscription
+                async for event in subscription:
                     if isinstance(event, Gap):
                         await self._reload()
                     else:
                         self.apply(event)
-                    await self._notify()
+                    if not len(subscription):  # readers wait for the queue to drain anyway
+                        await self._notify()
                 return
             except SubscriberOverflow as exc:
                 logger.warning("IVR board fell behind the event bus: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
@@ -371,6 +372,19 @@ def test_declared_events_are_frozen_keyword_only_values():
     assert CallEnded.topic == "calls"
     assert CallEnded.type == "test_unit.call_ended"
     assert not hasattr(event, "__dict__")
+
+
+def test_event_ids_are_distinct_random_uuids():
+    ids = [CallEnded(call_id="c", cause=16).id for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+    # Every bit left random is random: each hex digit takes all its values somewhere.
+    for position in (0, 9, 15, 20, 35):
+        assert len({text[position] for text in ids}) == 16, position
+    assert {text[19] for text in ids} == set("89ab")
 
 
 def test_notify_payload_enforces_the_postgresql_limit_in_bytes():
