@@ -246,8 +246,14 @@ class Tracer:
             for index, (label, entered) in enumerate(transitions)
         }
 
-        def worst(key: str) -> float | None:
-            values = [v[key] for v in per_transition.values() if v[key] is not None]
+        def worst(key: str, per_node: bool = False) -> float | None:
+            """The worst transition's ``key``; ``per_node``: divided by the nodes it entered
+            (a transition inside one node, such as a second prompt, counts as one)."""
+            values = [
+                v[key] / (max(int(v["nodes_entered"]), 1) if per_node else 1)
+                for v in per_transition.values()
+                if v[key] is not None
+            ]
             return round(max(values), 3) if values else None
 
         return {
@@ -257,6 +263,9 @@ class Tracer:
             "engine_transition_p99_ms_worst": worst("p99_ms"),
             "engine_transition_cpu_p99_ms_worst": worst("cpu_p99_ms"),
             "engine_transition_net_p99_ms_worst": worst("net_p99_ms"),
+            "engine_node_p99_ms_worst": worst("p99_ms", per_node=True),
+            "engine_node_cpu_p99_ms_worst": worst("cpu_p99_ms", per_node=True),
+            "engine_node_net_p99_ms_worst": worst("net_p99_ms", per_node=True),
             "engine_call_ms": _spread(calls),
             "engine_per_node_call_average_ms": _spread(
                 {r: [c / nodes for c in values] for r, values in calls.items()}

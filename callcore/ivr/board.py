@@ -166,14 +166,19 @@ class IvrBoard:
         if call is None:  # its start was missed; the next rebuild fills in the rest
             call = IvrCallState(event.uniqueid, event.flow_id, None, None, "", event.at)
         version = call.flow_version if call.flow_id == event.flow_id else None
+        # Built field by field: attrs.evolve inspects the class each time, on every node of
+        # every call.
         self._put(
-            attrs.evolve(
-                call,
-                flow_id=event.flow_id,
-                flow_version=version,
-                node_id=node_id,
-                node_type=node_type,
-                entered_at=event.at,
+            IvrCallState(
+                call.uniqueid,
+                event.flow_id,
+                version,
+                call.did,
+                call.caller_id,
+                call.started_at,
+                node_id,
+                node_type,
+                event.at,
             )
         )
 

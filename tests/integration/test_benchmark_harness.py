@@ -34,6 +34,8 @@ def test_the_ivr_benchmark_runs_and_traces_every_call():
     for setup in ("engine", "plain"):
         paced = figures["paced"][setup]
         assert paced["engine_transition_p99_ms_worst"] is not None, setup
+        # Per node divides each transition by the nodes it enters: never above per transition.
+        assert 0 < paced["engine_node_p99_ms_worst"] <= paced["engine_transition_p99_ms_worst"]
         assert paced["engine_call_ms"]["p50_ms"] > 0, setup
     transitions = figures["engine_time_paced"]["engine_per_transition"]
     assert "answer > welcome (STREAM FILE)" in transitions
