@@ -169,6 +169,26 @@ async def test_events_flow_both_ways_once_and_in_order(bus, bridge, peer):
     assert bridge.stats.dropped == 0
 
 
+@pytest.mark.parametrize(("linger", "notifications"), [(0.0, 3), (0.5, 1)])
+async def test_events_a_moment_apart_share_a_notification_within_the_linger(
+    database_url, linger, notifications
+):
+    """A call's events come a few loop turns apart: with a linger they travel together."""
+    bus = EventBus("test-node")
+    async with PgEventBridge(bus, database_url, linger=linger) as bridge:
+        await asyncio.sleep(0.05)  # the bridge waits for its first event
+        for n in range(3):
+            bus.publish(command("test.trickle", n=n))
+            await asyncio.sleep(0.05)  # the bridge's round trip for the one before is over
+    # Stopping sent what was left.
+    assert (bridge.stats.sent, bridge.stats.notifications) == (3, notifications)
+
+
+def test_linger_is_bounded():
+    with pytest.raises(ValueError, match="linger must be 0 to 1 second"):
+        PgEventBridge(EventBus("n"), "postgresql://x", linger=5)
+
+
 async def test_an_event_too_large_for_notify_is_refused(bus, bridge, peer):
     base = GenericEvent(topic="test", type="test.big", payload={"text": ""}, origin="test-node")
 
