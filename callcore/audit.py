@@ -1,7 +1,8 @@
 """The one audit API: every change an admin or supervisor makes goes through :func:`record`.
 
 Secrets are redacted here, once, so no caller can forget to: any key that looks like a password,
-a token, a secret or an encrypted column is replaced before the row is written.
+a token, a secret, a credential-bearing HTTP header (an IVR webhook's ``Authorization``,
+``X-Api-Key``, ``Cookie``) or an encrypted column is replaced before the row is written.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from typing import Any
 import asyncpg
 
 REDACTED = "[redacted]"
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|_encrypted$|api_key|private_key)", re.I)
+_SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|_encrypted$|api[-_]?key|private[-_]?key|authorization"
+    r"|cookie|credential)",
+    re.I,
+)
 
 
 def redact(value: Any) -> Any:
