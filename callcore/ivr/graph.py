@@ -23,6 +23,23 @@ from typing import Any
 import attrs
 import jsonschema
 
+from callcore.ivr.graph_messages import (
+    DUPLICATE_EXIT,
+    DUPLICATE_NODE,
+    EDGE_FROM_UNKNOWN,
+    EDGE_TO_UNKNOWN,
+    ENTRY_UNKNOWN,
+    INVALID_GRAPH,
+    INVALID_PARAMS,
+    NO_ENTRY,
+    PROBLEM_TRANSLATIONS,
+    SPINNING_CYCLE,
+    UNCONNECTED_EXIT,
+    UNKNOWN_EXIT,
+    UNKNOWN_EXIT_NONE,
+    UNKNOWN_TYPE,
+    UNREACHABLE,
+)
 from callcore.ivr.node import Node, NodeRegistry
 
 MAX_NODES = 500
@@ -80,15 +97,46 @@ EMPTY_GRAPH: dict[str, Any] = {"entry": None, "nodes": [], "edges": []}
 
 @attrs.frozen
 class GraphProblem:
-    """One reason a graph cannot be published; ``node`` and ``field`` say where."""
+    """One reason a graph cannot be published; ``node`` and ``field`` say where.
+
+    ``message`` is English; :meth:`localized` gives it in another language from ``template``
+    (an English message id of :data:`~callcore.ivr.graph_messages.PROBLEM_TRANSLATIONS`) and
+    the ``values`` that fill it.
+    """
 
     code: str
     message: str
     node: str | None = None
     field: str | None = None
+    template: str = attrs.field(default="", eq=False, repr=False)
+    values: Mapping[str, object] = attrs.field(factory=dict, eq=False, repr=False)
 
-    def as_json(self) -> dict[str, str | None]:
-        return {"code": self.code, "message": self.message, "node": self.node, "field": self.field}
+    @classmethod
+    def of(
+        cls,
+        code: str,
+        template: str,
+        node: str | None = None,
+        field: str | None = None,
+        /,
+        **values: object,
+    ) -> GraphProblem:
+        """A problem at ``node`` and ``field``, its message ``template`` filled with ``values``
+        (positional-only where: the values may be called ``node`` and ``field`` too)."""
+        return cls(code, template.format(**values), node, field, template, values)
+
+    def localized(self, lang: str | None) -> str:
+        """The message in ``lang``; English when it has no translation."""
+        translated = PROBLEM_TRANSLATIONS.get(lang or "", {}).get(self.template)
+        return self.message if translated is None else translated.format(**self.values)
+
+    def as_json(self, lang: str | None = None) -> dict[str, str | None]:
+        return {
+            "code": self.code,
+            "message": self.localized(lang),
+            "node": self.node,
+            "field": self.field,
+        }
 
 
 @attrs.frozen
@@ -118,12 +166,13 @@ def _instantiate(
     node_id, type_name = node["id"], node["type"]
     if type_name not in registry:
         problems.append(
-            GraphProblem(
+            GraphProblem.of(
                 "unknown_type",
-                f"node {node_id!r} uses node type {type_name!r}, which no installed plugin "
-                "provides",
+                UNKNOWN_TYPE,
                 node_id,
                 "type",
+                node=node_id,
+                type=type_name,
             )
         )
         return None
@@ -131,12 +180,15 @@ def _instantiate(
     for error in errors:
         field = _pointer(error.absolute_path) or None
         problems.append(
-            GraphProblem(
+            GraphProblem.of(
                 "invalid_params",
-                f"node {node_id!r} ({type_name}): "
-                f"{'params' if field is None else field}: {error.message}",
+                INVALID_PARAMS,
                 node_id,
                 f"params/{field}" if field else "params",
+                node=node_id,
+                type=type_name,
+                field="params" if field is None else field,
+                detail=error.message,
             )
         )
     if errors:
@@ -145,11 +197,15 @@ def _instantiate(
     extra = list(node_type.param_problems(node["params"]))
     for field, message in extra:
         problems.append(
-            GraphProblem(
+            GraphProblem.of(
                 "invalid_params",
-                f"node {node_id!r} ({type_name}): {field}: {message}",
+                INVALID_PARAMS,
                 node_id,
                 f"params/{field}",
+                node=node_id,
+                type=type_name,
+                field=field,
+                detail=message,
             )
         )
     if extra:
@@ -163,7 +219,12 @@ _GRAPH_VALIDATOR = jsonschema.Draft202012Validator(GRAPH_SCHEMA)
 def _shape_problems(graph: Mapping[str, Any]) -> list[GraphProblem]:
     validator = _GRAPH_VALIDATOR
     return [
-        GraphProblem("invalid_graph", f"{_pointer(e.absolute_path) or 'graph'}: {e.message}")
+        GraphProblem.of(
+            "invalid_graph",
+            INVALID_GRAPH,
+            where=_pointer(e.absolute_path) or "graph",
+            detail=e.message,
+        )
         for e in sorted(validator.iter_errors(graph), key=str)
     ]
 
@@ -232,7 +293,7 @@ def compile_graph(
         node_id = node["id"]
         if node_id in instances:
             problems.append(
-                GraphProblem("duplicate_node", f"node id {node_id!r} is used twice", node_id, "id")
+                GraphProblem.of("duplicate_node", DUPLICATE_NODE, node_id, "id", node=node_id)
             )
             continue
         types[node_id] = node["type"]
@@ -246,18 +307,21 @@ def compile_graph(
         where = f"edges/{position}"
         if source not in instances:
             problems.append(
-                GraphProblem(
-                    "dangling_edge", f"{where} starts at unknown node {source!r}", None, where
+                GraphProblem.of(
+                    "dangling_edge", EDGE_FROM_UNKNOWN, None, where, where=where, source=source
                 )
             )
             continue
         if target not in instances:
             problems.append(
-                GraphProblem(
+                GraphProblem.of(
                     "dangling_edge",
-                    f"node {source!r} exit {exit_name!r} leads to unknown node {target!r}",
+                    EDGE_TO_UNKNOWN,
                     source,
                     f"exits/{exit_name}",
+                    source=source,
+                    exit=exit_name,
+                    target=target,
                 )
             )
             continue
@@ -267,21 +331,26 @@ def compile_graph(
             continue  # the node itself is invalid; that problem is already reported
         if exit_name not in exits:
             problems.append(
-                GraphProblem(
+                GraphProblem.of(
                     "unknown_exit",
-                    f"node {source!r} ({types[source]}) has no exit {exit_name!r}; its exits are "
-                    f"{', '.join(exits) or 'none'}",
+                    UNKNOWN_EXIT if exits else UNKNOWN_EXIT_NONE,
                     source,
                     f"exits/{exit_name}",
+                    source=source,
+                    type=types[source],
+                    exit=exit_name,
+                    exits=", ".join(exits),
                 )
             )
         elif exits[exit_name] is not None:
             problems.append(
-                GraphProblem(
+                GraphProblem.of(
                     "duplicate_exit",
-                    f"node {source!r} exit {exit_name!r} is connected twice",
+                    DUPLICATE_EXIT,
                     source,
                     f"exits/{exit_name}",
+                    source=source,
+                    exit=exit_name,
                 )
             )
         else:
@@ -292,23 +361,25 @@ def compile_graph(
         for exit_name, target in exits.items():
             if target is None and exit_name not in node.optional_exits():
                 problems.append(
-                    GraphProblem(
+                    GraphProblem.of(
                         "unconnected_exit",
-                        f"node {node_id!r} ({types[node_id]}) exit {exit_name!r} must be connected",
+                        UNCONNECTED_EXIT,
                         node_id,
                         f"exits/{exit_name}",
+                        node=node_id,
+                        type=types[node_id],
+                        exit=exit_name,
                     )
                 )
     entry = graph["entry"]
     if entry is None or entry not in instances:
         problems.append(
-            GraphProblem(
+            GraphProblem.of(
                 "missing_entry",
-                "the flow has no entry node"
-                if entry is None
-                else f"entry node {entry!r} does not exist",
+                NO_ENTRY if entry is None else ENTRY_UNKNOWN,
                 None,
                 "entry",
+                entry=entry,
             )
         )
     else:
@@ -322,11 +393,7 @@ def compile_graph(
         for node_id in instances:
             if node_id not in reached:
                 problems.append(
-                    GraphProblem(
-                        "unreachable",
-                        f"node {node_id!r} cannot be reached from the entry node {entry!r}",
-                        node_id,
-                    )
+                    GraphProblem.of("unreachable", UNREACHABLE, node_id, node=node_id, entry=entry)
                 )
     waits = {
         node_id: types[node_id] in registry and registry[types[node_id]].waits_for_caller
@@ -335,11 +402,12 @@ def compile_graph(
     for cycle in _spinning_cycles(successors, waits):
         for node_id in cycle:
             problems.append(
-                GraphProblem(
+                GraphProblem.of(
                     "spinning_cycle",
-                    f"node {node_id!r} is in a loop ({' → '.join(cycle)}) with no node that "
-                    "waits for the caller, so a call would spin in it",
+                    SPINNING_CYCLE,
                     node_id,
+                    node=node_id,
+                    cycle=" → ".join(cycle),
                 )
             )
     if problems:

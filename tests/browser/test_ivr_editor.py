@@ -256,6 +256,7 @@ async def test_a_refused_publication_shows_the_problems_on_their_nodes(site, pag
     assert "ivr-problem" in await queue.get_attribute("class")
     problems = " ".join(await queue.locator(".ivr-node-problems li").all_inner_texts())
     assert "'timeout'" in problems and "'full'" in problems and "'empty'" in problems
+    assert "doit être connectée" in problems  # in the admin's language
     for exit_name, unwired in (("timeout", True), ("answered", False)):
         output = queue.locator(f'.output[data-exit="{exit_name}"]')
         assert ("ivr-problem-exit" in await output.get_attribute("class")) is unwired

@@ -285,6 +285,31 @@ async def test_validate_checks_the_draft_or_the_graph_sent(api, admin):
     assert sent == {"problems": [], "valid": True}
 
 
+async def test_problems_are_told_in_the_users_language(api, admin):
+    flow = await new_flow(api, admin)
+    url = f"{FLOWS}/{flow['id']}/validate"
+    broken = {**GOOD, "edges": [*GOOD["edges"], edge("ghost", "next", "bye")]}
+    french = await ok(await api.client.post(url, json={"graph": broken}, headers=admin))
+    english_admin = await api.user("admin", "en-admin")
+    await api.runtime.database.pool.execute(
+        "UPDATE users SET language = 'en' WHERE id = $1", english_admin.user_id
+    )
+    english_headers = {"Authorization": f"Bearer {api.token(english_admin)}"}
+    english = await ok(await api.client.post(url, json={"graph": broken}, headers=english_headers))
+    assert [p["code"] for p in french["problems"]] == ["dangling_edge"]
+    assert french["problems"][0]["message"] == "edges/1 part d’un nœud inconnu, 'ghost'"
+    assert english["problems"][0]["message"] == "edges/1 starts at unknown node 'ghost'"
+    # Publishing refuses with the same words, on the field errors too.
+    saved = await save(api, admin, flow, broken)
+    refused = await problem(
+        await api.client.post(f"{FLOWS}/{flow['id']}/publish", headers=if_match(admin, saved)),
+        422,
+    )
+    assert [error["message"] for error in refused["errors"]] == [
+        "edges/1 part d’un nœud inconnu, 'ghost'"
+    ]
+
+
 # --- publishing and versions -----------------------------------------------------------------
 
 

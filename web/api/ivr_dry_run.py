@@ -228,7 +228,7 @@ async def dry_run_flow(request: web.Request) -> web.Response:
     compiled, problems = compile_graph(graph, registry)
     if compiled is None:
         raise graph_refused(
-            problems, f"The graph has {len(problems)} problem(s); fix them to run it."
+            problems, f"The graph has {len(problems)} problem(s); fix them to run it.", request
         )
     services = _DryRunServices(
         at=at,

@@ -251,8 +251,16 @@ def flow_transaction(request: web.Request) -> AbstractAsyncContextManager[Write]
     return transaction(request, lambda error: named_conflict(error, FLOWS.unique))
 
 
-def problems_json(problems: Sequence[GraphProblem]) -> list[dict[str, str | None]]:
-    return [problem.as_json() for problem in problems]
+def problems_json(
+    problems: Sequence[GraphProblem], request: web.Request
+) -> list[dict[str, str | None]]:
+    """The problems, their messages in the user's language."""
+    language = user_language(request)
+    return [problem.as_json(language) for problem in problems]
+
+
+def user_language(request: web.Request) -> str:
+    return request[PRINCIPAL].language
 
 
 def problem_pointer(problem: GraphProblem) -> str:
@@ -262,13 +270,17 @@ def problem_pointer(problem: GraphProblem) -> str:
     return "".join(f"/{part}" for part in parts)
 
 
-def graph_refused(problems: Sequence[GraphProblem], detail: str) -> ProblemError:
+def graph_refused(
+    problems: Sequence[GraphProblem], detail: str, request: web.Request
+) -> ProblemError:
     """422 listing every problem, each also as a field error the editor can place."""
     return ProblemError(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         detail=detail,
-        errors=[field_error(problem_pointer(p), p.message) for p in problems],
-        problems=problems_json(problems),
+        errors=[
+            field_error(problem_pointer(p), p.localized(user_language(request))) for p in problems
+        ],
+        problems=problems_json(problems, request),
     )
 
 

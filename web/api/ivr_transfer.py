@@ -149,7 +149,7 @@ async def import_flow(request: web.Request) -> web.Response:
         await audit_flow(write, request, "import", flow_id, None, after)
     problems = validate_graph(graph, registry)
     return respond(
-        {**after, "problems": problems_json(problems)},
+        {**after, "problems": problems_json(problems, request)},
         HTTPStatus.CREATED,
         f"{FLOWS.path}/{flow_id}",
     )

@@ -177,7 +177,7 @@ async def save_draft(request: web.Request) -> web.Response:
                 {"draft_version": number, "graph": graph},
             )
         after = await read_flow(write.conn, flow_id)
-    return respond({**after, "problems": problems_json(problems)})
+    return respond({**after, "problems": problems_json(problems, request)})
 
 
 @requires(*READERS)
@@ -189,7 +189,7 @@ async def validate_flow(request: web.Request) -> web.Response:
         async with request.app[RUNTIME].database.pool.acquire() as conn:
             _, graph = await working_graph(conn, await read_flow(conn, flow_id))
     problems = validate_graph(graph, node_registry(request))
-    return web.json_response({"problems": problems_json(problems), "valid": not problems})
+    return web.json_response({"problems": problems_json(problems, request), "valid": not problems})
 
 
 @requires(*WRITERS)
@@ -211,6 +211,7 @@ async def publish_flow(request: web.Request) -> web.Response:
             raise graph_refused(
                 problems,
                 f"The draft has {len(problems)} problem(s); fix them before publishing.",
+                request,
             )
         number = await flow_store.publish_draft(write.conn, flow_id, note)
         await flow_store.touch_flow(write.conn, flow_id)
@@ -283,6 +284,7 @@ async def rollback_flow(request: web.Request) -> web.Response:
                 problems,
                 f"Version {number} no longer validates ({len(problems)} problem(s)): a node "
                 "type it uses may have been uninstalled.",
+                request,
             )
         note = body.get("note") or f"rollback to version {number}"
         published = await flow_store.publish_copy(
