@@ -158,13 +158,42 @@ class AmiSettings:
 DEFAULT_UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 
 
+def _host_patterns(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for item in value:
+        wildcard = item.startswith("*.")
+        name = item[2:] if wildcard else item
+        if not (_HOST_NAME.match(name) or _ip_address(name)) or (wildcard and _ip_address(name)):
+            raise ConfigError(
+                f"{attribute.name}: {item!r} is not a host name (crm.example.com), a domain's "
+                "hosts (*.example.com) or an IP address"
+            )
+
+
+def _lowercase(hosts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(host.lower() for host in hosts)
+
+
+def _ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @attrs.frozen
 class IvrSettings:
-    """Uploaded prompts: where their converted files go, and the largest upload accepted."""
+    """Uploaded prompts (where their converted files go, the largest upload accepted) and the
+    hosts webhooks may call."""
 
     sounds_dir: Path | None = None
     """None: ``<data_dir>/sounds`` (see :attr:`Settings.sounds_dir`)."""
     upload_max_bytes: int = attrs.field(default=DEFAULT_UPLOAD_MAX_BYTES, validator=_positive)
+    webhook_allowed_hosts: tuple[str, ...] = attrs.field(
+        default=(), converter=_lowercase, validator=_host_patterns
+    )
+    """Hosts the IVR's webhook nodes may call (``crm.example.com``, ``*.example.com``,
+    ``10.0.0.5``); empty: any. Keeps a flow from reaching the node's own network."""
 
 
 @attrs.frozen

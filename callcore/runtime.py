@@ -66,7 +66,7 @@ async def open_runtime(
             await sync_registered_dispositions(conn, plugins.dispositions())
         bus = EventBus()
         await stack.enter_async_context(PgEventBridge(bus, database.url))
-        services = LiveServices(database.pool)
+        services = LiveServices(database.pool, allowed_hosts=settings.ivr.webhook_allowed_hosts)
         stack.push_async_callback(services.close)
         ivr = IvrService(
             database.pool, plugins.ivr_nodes(), services, bus=bus, language=settings.language

@@ -43,8 +43,10 @@ _CHUNK: Final = 64 * 1024
 class LiveServices:
     """Services backed by the database and the network; ``close()`` ends the HTTP session."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, allowed_hosts: Sequence[str] = ()) -> None:
         self._pool = pool
+        self._allowed_hosts = tuple(host.lower() for host in allowed_hosts)
+        """``ivr.webhook_allowed_hosts``: empty, any host."""
         self._http: aiohttp.ClientSession | None = None
         self._external: collections.Counter[str] = collections.Counter()
         """External transfers in progress, by trunk name."""
@@ -65,11 +67,29 @@ class LiveServices:
             self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
+    def allows(self, url: str) -> bool:
+        """Whether ``url``'s host is one webhooks may call (``*.example.com``: its hosts)."""
+        if not self._allowed_hosts:
+            return True
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            return False
+        return any(
+            host.endswith(pattern[1:]) if pattern.startswith("*.") else host == pattern
+            for pattern in self._allowed_hosts
+        )
+
     async def http(
         self, method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout_s: float
     ) -> HttpResult:
         if _scheme(url) not in HTTP_SCHEMES:
-            logger.warning("IVR webhook refused: %r is not an http or https URL", url)
+            logger.warning("IVR webhook refused: %r is not an http or https URL", _for_log(url))
+            return HttpResult("error")
+        if not self.allows(url):
+            logger.warning(
+                "IVR webhook refused: %s is not among ivr.webhook_allowed_hosts", _for_log(url)
+            )
             return HttpResult("error")
         try:
             async with self._session().request(
@@ -82,14 +102,21 @@ class LiveServices:
                 status = response.status
                 raw = await _read_capped(response)
         except TimeoutError:
-            logger.warning("IVR webhook %s %s: no answer within %s s", method, url, timeout_s)
+            logger.warning(
+                "IVR webhook %s %s: no answer within %s s", method, _for_log(url), timeout_s
+            )
             return HttpResult("timeout")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            logger.warning("IVR webhook %s %s failed: %s", method, url, exc or type(exc).__name__)
+            logger.warning(
+                "IVR webhook %s %s failed: %s", method, _for_log(url), exc or type(exc).__name__
+            )
             return HttpResult("error")
         if raw is None:
             logger.warning(
-                "IVR webhook %s %s: answer larger than %d bytes", method, url, MAX_RESPONSE_BYTES
+                "IVR webhook %s %s: answer larger than %d bytes",
+                method,
+                _for_log(url),
+                MAX_RESPONSE_BYTES,
             )
             return HttpResult("error", status)
         return HttpResult("ok" if 200 <= status < 300 else "error", status, _json(raw))
@@ -153,6 +180,18 @@ class LiveServices:
         async with self._pool.acquire() as conn:
             endpoint = await phone_endpoint(conn, user_id)
         return None if endpoint is None else f"PJSIP/{endpoint}"
+
+
+def _for_log(url: str) -> str:
+    """``url`` without what may hold a secret: a user name and password, the query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
+    query = "?…" if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
 
 
 def _scheme(url: str) -> str:

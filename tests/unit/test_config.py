@@ -1,5 +1,6 @@
 """Settings precedence (defaults < TOML < environment) and clear errors on bad values."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,22 @@ def test_telephony_sections_from_toml_and_environment(tmp_path):
 def test_bad_telephony_settings_name_the_key(tmp_path, text, env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(write_toml(tmp_path, text), env=env)
+
+
+def test_webhook_allowed_hosts_from_the_environment(tmp_path):
+    settings = load_settings(
+        write_toml(tmp_path, ""),
+        env={"CALLCORE_IVR_WEBHOOK_ALLOWED_HOSTS": "CRM.example.com, *.api.example.com, 10.0.0.5"},
+    )
+    assert settings.ivr.webhook_allowed_hosts == (
+        "crm.example.com",
+        "*.api.example.com",
+        "10.0.0.5",
+    )
+    assert load_settings(write_toml(tmp_path, ""), env={}).ivr.webhook_allowed_hosts == ()
+
+
+@pytest.mark.parametrize("host", ["https://crm.example.com", "*", "*.10.0.0.5", "crm_1", "a b"])
+def test_a_webhook_allowed_host_that_is_no_host_is_refused_by_name(tmp_path, host):
+    with pytest.raises(ConfigError, match=f"webhook_allowed_hosts: '{re.escape(host)}' is not"):
+        load_settings(write_toml(tmp_path, f"[ivr]\nwebhook_allowed_hosts = ['{host}']\n"), env={})

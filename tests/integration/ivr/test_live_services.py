@@ -344,3 +344,40 @@ async def test_one_http_session_is_shared_and_closed(services: LiveServices, api
     assert services._http is session and session is not None
     await services.close()
     assert session.closed and services._http is None
+
+
+async def test_webhooks_reach_only_the_allowed_hosts(
+    db_pool: asyncpg.Pool, api: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = api.rsplit(":", 1)[1]
+    live = LiveServices(db_pool, allowed_hosts=("localhost", "*.example.invalid"))
+    try:
+        by_name = await live.http(
+            "GET", f"http://LocalHost:{port}/echo", body=None, headers={}, timeout_s=5
+        )
+        assert by_name.outcome == "ok"
+        refused = await live.http("GET", f"{api}/echo", body=None, headers={}, timeout_s=5)
+        assert (refused.outcome, refused.status) == ("error", None)  # no request was made
+        assert "127.0.0.1" in caplog.text and "ivr.webhook_allowed_hosts" in caplog.text
+    finally:
+        await live.close()
+    assert live.allows("https://crm.example.invalid/x")
+    assert live.allows("https://a.b.example.invalid/x")
+    assert not live.allows("https://example.invalid/x")  # *. means the domain's hosts
+    assert not live.allows("https://evil-example.invalid/x")
+    assert not live.allows("https://localhost.evil.test/x")
+    assert not live.allows("http://[::1")
+
+
+async def test_webhook_logs_leave_out_passwords_and_query_strings(
+    services: LiveServices, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://crm:hunter2@127.0.0.1:{port}/lookup?api_key=s3cr3t&caller=0612345678"
+    result = await services.http("GET", url, body=None, headers={}, timeout_s=2)
+    assert result.outcome == "error"
+    assert f"http://127.0.0.1:{port}/lookup?…" in caplog.text
+    for secret in ("hunter2", "s3cr3t", "0612345678"):
+        assert secret not in caplog.text
