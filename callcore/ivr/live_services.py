@@ -68,17 +68,8 @@ class LiveServices:
         return self._http
 
     def allows(self, url: str) -> bool:
-        """Whether ``url``'s host is one webhooks may call (``*.example.com``: its hosts)."""
-        if not self._allowed_hosts:
-            return True
-        try:
-            host = urlsplit(url).hostname or ""
-        except ValueError:
-            return False
-        return any(
-            host.endswith(pattern[1:]) if pattern.startswith("*.") else host == pattern
-            for pattern in self._allowed_hosts
-        )
+        """Whether webhooks may call ``url`` (see :func:`host_allowed`)."""
+        return host_allowed(url, self._allowed_hosts)
 
     async def http(
         self, method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout_s: float
@@ -180,6 +171,21 @@ class LiveServices:
         async with self._pool.acquire() as conn:
             endpoint = await phone_endpoint(conn, user_id)
         return None if endpoint is None else f"PJSIP/{endpoint}"
+
+
+def host_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
+    """Whether ``url``'s host is among ``allowed_hosts`` (lower case; ``*.example.com``: the
+    domain's hosts, not the domain itself); every host is when there are none."""
+    if not allowed_hosts:
+        return True
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return any(
+        host.endswith(pattern[1:]) if pattern.startswith("*.") else host == pattern
+        for pattern in allowed_hosts
+    )
 
 
 def _for_log(url: str) -> str:

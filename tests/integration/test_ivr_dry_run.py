@@ -5,6 +5,7 @@ other flows read-only, and leaves nothing behind."""
 
 import asyncio
 
+import attrs
 import pytest
 from _api_client import if_match, problem
 from _ivr_nodes import add_test_nodes, edge, node
@@ -180,6 +181,27 @@ async def test_a_scripted_webhook_answer_takes_its_branch(api, admin, crm):
     failing = {url + "?caller=": {"outcome": "error", "status": 503}}
     error = await run(api, admin, flow, at=WEDNESDAY_MORNING, digits=["2"], webhooks=failing)
     assert ("lookup", "error") in steps(error)
+    assert hits == []
+
+
+async def test_a_webhook_to_a_host_not_allowed_is_refused_as_it_would_be_live(api, admin, crm):
+    url, hits = crm
+    flow = await flow_with(api, admin, reception(url))
+    api.runtime.settings = attrs.evolve(
+        api.runtime.settings,
+        ivr=attrs.evolve(api.runtime.settings.ivr, webhook_allowed_hosts=("crm.example.com",)),
+    )
+    refused = await run(api, admin, flow, at=WEDNESDAY_MORNING, digits=["2"], caller_id="42")
+    assert ("lookup", "error") in steps(refused)
+    assert refused["effects"] == [
+        {
+            "kind": "http",
+            "method": "GET",
+            "url": f"{url}?caller=42",
+            "body": None,
+            "refused": "not among ivr.webhook_allowed_hosts",
+        }
+    ]
     assert hits == []
 
 

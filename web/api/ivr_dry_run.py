@@ -12,9 +12,10 @@ Supervisors may run it: it changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from aiohttp import web
@@ -23,9 +24,10 @@ from callcore.config import LANGUAGES
 from callcore.db import flows as flow_store
 from callcore.ivr.context import HttpResult, Services
 from callcore.ivr.dry_run import DEFAULT_STATUSES, TIME_LIMIT, dry_run
-from callcore.ivr.dry_services import DryServices
+from callcore.ivr.dry_services import DryServices, Effect
 from callcore.ivr.engine import FlowLoader, Outcome
 from callcore.ivr.graph import CompiledFlow, compile_graph
+from callcore.ivr.live_services import host_allowed
 from callcore.ivr.node import NodeRegistry
 from callcore.web.api.ivr_flows import (
     FLOW_ID_PARAMETER,
@@ -169,14 +171,32 @@ DRY_RUN_RESULT: dict[str, Any] = {
 }
 
 
+REFUSED_HOST: Final = "not among ivr.webhook_allowed_hosts"
+
+
 @attrs.define
 class _DryRunServices(DryServices):
     """Side effects recorded, not done; an agent's phone is looked up for real (a read)."""
 
     live: Services = attrs.field(kw_only=True)
+    allowed_hosts: Sequence[str] = attrs.field(kw_only=True, default=())
+    """``ivr.webhook_allowed_hosts``: a webhook elsewhere is refused here as it would be live."""
 
     async def agent_endpoint(self, user_id: int) -> str | None:
         return await self.live.agent_endpoint(user_id)
+
+    async def http(
+        self, method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout_s: float
+    ) -> HttpResult:
+        if host_allowed(url, self.allowed_hosts):
+            return await super().http(method, url, body=body, headers=headers, timeout_s=timeout_s)
+        self.effects.append(
+            Effect(
+                "http",
+                {"method": method, "url": url, "body": body, "refused": REFUSED_HOST},
+            )
+        )
+        return HttpResult("error")
 
 
 def _moment(body: dict[str, Any]) -> datetime:
@@ -237,6 +257,7 @@ async def dry_run_flow(request: web.Request) -> web.Response:
             for url, answer in body.get("webhooks", {}).items()
         },
         live=runtime.ivr.services,
+        allowed_hosts=runtime.settings.ivr.webhook_allowed_hosts,
     )
     result = await dry_run(
         compiled,
