@@ -84,15 +84,15 @@ def _origin_problem(origin: str) -> str | None:
     if parts.path or parts.query or parts.fragment or origin.endswith(("?", "#")):
         return "an origin has no path, query or fragment, not even a trailing /"
     host = parts.hostname or ""
-    if port == 0 or parts.netloc.endswith(":") or not (_HOST_NAME.match(host) or _ipv6(host)):
+    # An IPv6 address was written in brackets (urlsplit takes them off); IPv4 is a host name.
+    if port == 0 or parts.netloc.endswith(":") or not (_HOST_NAME.match(host) or _ip_address(host)):
         return "the host must be a host name or an IP address, the port 1-65535"
     return None
 
 
-def _ipv6(host: str) -> bool:
-    """An IPv6 address, which the origin wrote in brackets (urlsplit takes them off)."""
+def _ip_address(text: str) -> bool:
     try:
-        ipaddress.IPv6Address(host)
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -162,7 +162,8 @@ def _host_patterns(instance: object, attribute: attrs.Attribute, value: tuple[st
     for item in value:
         wildcard = item.startswith("*.")
         name = item[2:] if wildcard else item
-        if not (_HOST_NAME.match(name) or _ip_address(name)) or (wildcard and _ip_address(name)):
+        address = _ip_address(name)
+        if (wildcard and address) or not (address or _HOST_NAME.match(name)):
             raise ConfigError(
                 f"{attribute.name}: {item!r} is not a host name (crm.example.com), a domain's "
                 "hosts (*.example.com) or an IP address"
@@ -171,14 +172,6 @@ def _host_patterns(instance: object, attribute: attrs.Attribute, value: tuple[st
 
 def _lowercase(hosts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(host.lower() for host in hosts)
-
-
-def _ip_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 @attrs.frozen

@@ -274,13 +274,15 @@ def graph_refused(
     problems: Sequence[GraphProblem], detail: str, request: web.Request
 ) -> ProblemError:
     """422 listing every problem, each also as a field error the editor can place."""
+    listed = problems_json(problems, request)
     return ProblemError(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         detail=detail,
         errors=[
-            field_error(problem_pointer(p), p.localized(user_language(request))) for p in problems
+            field_error(problem_pointer(p), str(shown["message"]))
+            for p, shown in zip(problems, listed, strict=True)
         ],
-        problems=problems_json(problems, request),
+        problems=listed,
     )
 
 
