@@ -69,7 +69,12 @@ async def open_runtime(
         services = LiveServices(database.pool, allowed_hosts=settings.ivr.webhook_allowed_hosts)
         stack.push_async_callback(services.close)
         ivr = IvrService(
-            database.pool, plugins.ivr_nodes(), services, bus=bus, language=settings.language
+            database.pool,
+            plugins.ivr_nodes(),
+            services,
+            bus=bus,
+            language=settings.language,
+            cipher=cipher,
         )
         board = await stack.enter_async_context(IvrBoard(bus, database.pool))
         runtime = Runtime(

@@ -4,7 +4,10 @@ The URL is a template: ``{name}`` is replaced by the flow variable's value, URL-
 ID ``+33…`` arrives as ``%2B33…``), but only after the host: the scheme and host are fixed when
 the flow is drawn, so a variable can never send the request elsewhere. A POST sends ``body`` as
 a JSON object whose string values are templates too (not encoded: JSON carries them); headers
-are templates, and one whose value would hold a line break is not sent (``error``).
+are templates, and one whose value would hold a line break is not sent (``error``). Credentials
+(``Authorization``, an API key) go in ``secret_headers``: sent the same way, but stored
+encrypted and never shown again — the editor, the API, exports and the audit log see a mask
+(:mod:`callcore.ivr.secrets`); a header named in both is refused.
 
 The call goes through ``ctx.services.http`` — the live services cap the wait (``timeout_s``, at
 most 30 s) and the size of the answer, and never raise for network trouble. Exits: ``ok`` for a
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -28,6 +31,7 @@ import callcore
 from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.channel_io import VARIABLE_NAME, VARIABLE_PATTERN
 from callcore.ivr.patterns import whole
+from callcore.logs import url_for_log
 
 logger = logging.getLogger("callcore.ivr")
 
@@ -114,6 +118,20 @@ class WebhookNode(Node):
                     "pattern": HEADER_VALUE,
                 },
             },
+            "secret_headers": {
+                "type": "object",
+                "title": "Secret headers",
+                "description": "Credentials (Authorization, an API key): stored encrypted, "
+                "shown masked.",
+                "writeOnly": True,
+                "maxProperties": 10,
+                "propertyNames": {"pattern": HEADER_NAME},
+                "additionalProperties": {
+                    "type": "string",
+                    "maxLength": 1000,
+                    "pattern": HEADER_VALUE,
+                },
+            },
             "timeout_s": {
                 "type": "number",
                 "title": "Timeout (seconds)",
@@ -139,6 +157,13 @@ class WebhookNode(Node):
     }
     exit_labels = {OK: "Success", ERROR: "Error", TIMEOUT: "Timeout"}
 
+    @classmethod
+    def param_problems(cls, params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        plain = {name.lower() for name in params.get("headers", {})}
+        for name in params.get("secret_headers", {}):
+            if name.lower() in plain:
+                yield f"secret_headers/{name}", f"header {name} is also among the plain headers"
+
     def exits(self) -> tuple[str, ...]:
         return (OK, ERROR, TIMEOUT)
 
@@ -146,7 +171,11 @@ class WebhookNode(Node):
         method = self.params.get("method", "GET")
         url = expand_url(ctx, self.params["url"])
         headers = {
-            name: ctx.expand(value) for name, value in self.params.get("headers", {}).items()
+            name: ctx.expand(value)
+            for name, value in (
+                *self.params.get("headers", {}).items(),
+                *self.params.get("secret_headers", {}).items(),
+            )
         }
         broken = [name for name, value in headers.items() if _LINE_BREAK.search(value)]
         if broken:
@@ -166,7 +195,9 @@ class WebhookNode(Node):
             return TIMEOUT if result.outcome == TIMEOUT else ERROR
         results: Mapping[str, str] = self.params.get("results", {})
         if results and not isinstance(result.data, (Mapping, list)):
-            logger.warning("IVR call %s: webhook %s did not answer JSON", ctx.uniqueid, url)
+            logger.warning(
+                "IVR call %s: webhook %s did not answer JSON", ctx.uniqueid, url_for_log(url)
+            )
             return ERROR
         if result.data is not None:
             ctx.data[self.params.get("store_as", "webhook")] = result.data
@@ -192,6 +223,11 @@ translations = {
             "Champs JSON envoyés\u00a0; {variable} dans une valeur est remplacé par sa valeur."
         ),
         "Headers": "En-têtes",
+        "Secret headers": "En-têtes secrets",
+        "Credentials (Authorization, an API key): stored encrypted, shown masked.": (
+            "Identifiants (Authorization, une clé d’API)\u00a0: enregistrés chiffrés, affichés "
+            "masqués."
+        ),
         "Timeout (seconds)": "Délai maximal (secondes)",
         "Store in variables": "Enregistrer dans des variables",
         "Variable name: JSON pointer (/customer/name) or key of the answer.": (

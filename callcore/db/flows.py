@@ -28,12 +28,14 @@ class PublishedFlow:
     emergency_message: str
     global_mode: str
     global_message: str
+    secrets: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Its secret params, encrypted (:mod:`callcore.ivr.secrets`)."""
 
 
 _PUBLISHED = """
 SELECT f.id AS flow_id, v.version_number, v.graph, f.emergency_mode, f.emergency_message,
        coalesce(s.value->>'mode', 'none') AS global_mode,
-       coalesce(s.value->>'message', '') AS global_message
+       coalesce(s.value->>'message', '') AS global_message, v.secrets
 FROM flows f
 JOIN flow_versions v ON v.flow_id = f.id AND v.status = 'published'
 LEFT JOIN settings s ON s.key = 'ivr.emergency'
@@ -164,12 +166,13 @@ async def insert_flow(
     description: str,
     graph: Mapping[str, Any],
     user_id: int | None,
+    secrets: Mapping[str, Any] | None = None,
 ) -> int:
     """A new flow whose draft, version 1, is ``graph`` (an imported flow)."""
     flow_id: int = await conn.fetchval(
         "INSERT INTO flows (name, description) VALUES ($1, $2) RETURNING id", name, description
     )
-    await save_draft(conn, flow_id, graph, user_id)
+    await save_draft(conn, flow_id, graph, user_id, secrets)
     return flow_id
 
 
@@ -199,25 +202,32 @@ async def _next_number(conn: asyncpg.Connection, flow_id: int) -> int:
 
 
 async def save_draft(
-    conn: asyncpg.Connection, flow_id: int, graph: Mapping[str, Any], user_id: int | None
+    conn: asyncpg.Connection,
+    flow_id: int,
+    graph: Mapping[str, Any],
+    user_id: int | None,
+    secrets: Mapping[str, Any] | None = None,
 ) -> int:
-    """Make ``graph`` the flow's draft (a new version when it has none); its version number."""
+    """Make ``graph`` (and its encrypted ``secrets``) the flow's draft (a new version when it
+    has none); its version number."""
     number: int | None = await conn.fetchval(
-        "UPDATE flow_versions SET graph = $2, created_by = coalesce($3, created_by) "
-        "WHERE flow_id = $1 AND status = 'draft' RETURNING version_number",
+        "UPDATE flow_versions SET graph = $2, created_by = coalesce($3, created_by), "
+        "secrets = $4 WHERE flow_id = $1 AND status = 'draft' RETURNING version_number",
         flow_id,
         dict(graph),
         user_id,
+        dict(secrets or {}),
     )
     if number is None:
         number = await _next_number(conn, flow_id)
         await conn.execute(
-            "INSERT INTO flow_versions (flow_id, version_number, graph, created_by) "
-            "VALUES ($1, $2, $3, $4)",
+            "INSERT INTO flow_versions (flow_id, version_number, graph, created_by, secrets) "
+            "VALUES ($1, $2, $3, $4, $5)",
             flow_id,
             number,
             dict(graph),
             user_id,
+            dict(secrets or {}),
         )
     return number
 
@@ -257,19 +267,22 @@ async def publish_copy(
     graph: Mapping[str, Any],
     note: str,
     user_id: int | None,
+    secrets: Mapping[str, Any] | None = None,
 ) -> int:
-    """Publish ``graph`` as a new version (a rollback), archiving the published one; the draft,
-    if any, is left as it is. Returns the new version's number."""
+    """Publish ``graph`` (with its encrypted ``secrets``) as a new version (a rollback),
+    archiving the published one; the draft, if any, is left as it is. Returns the new
+    version's number."""
     number = await _next_number(conn, flow_id)
     await _archive_published(conn, flow_id)
     await conn.execute(
         "INSERT INTO flow_versions (flow_id, version_number, status, graph, note, created_by, "
-        "published_at) VALUES ($1, $2, 'published', $3, $4, $5, now())",
+        "published_at, secrets) VALUES ($1, $2, 'published', $3, $4, $5, now(), $6)",
         flow_id,
         number,
         dict(graph),
         note,
         user_id,
+        dict(secrets or {}),
     )
     return number
 
@@ -288,6 +301,16 @@ async def get_version(conn: asyncpg.Connection, flow_id: int, number: int) -> di
     """Version ``number`` of the flow, with its graph."""
     row = await conn.fetchrow(_VERSIONS + " AND v.version_number = $2", flow_id, number)
     return None if row is None else dict(row)
+
+
+async def version_secrets(conn: asyncpg.Connection, flow_id: int, number: int) -> dict[str, Any]:
+    """Version ``number``'s encrypted secrets (empty when it has none, or does not exist)."""
+    secrets = await conn.fetchval(
+        "SELECT secrets FROM flow_versions WHERE flow_id = $1 AND version_number = $2",
+        flow_id,
+        number,
+    )
+    return dict(secrets or {})
 
 
 async def get_emergency(conn: asyncpg.Connection) -> dict[str, Any]:

@@ -27,6 +27,9 @@ SPINNING_CYCLE: Final = (
     "node {node!r} is in a loop ({cycle}) with no node that waits for the caller, "
     "so a call would spin in it"
 )
+MASK_NOT_STORED: Final = (
+    "node {node!r}: {field} holds the mask of a secret that has no stored value; type the value"
+)
 
 PROBLEM_TRANSLATIONS: Final[Mapping[str, Mapping[str, str]]] = {
     "fr": {
@@ -50,6 +53,10 @@ PROBLEM_TRANSLATIONS: Final[Mapping[str, Mapping[str, str]]] = {
         SPINNING_CYCLE: (
             "le nœud {node!r} est dans une boucle ({cycle}) sans aucun nœud qui attende "
             "l’appelant : un appel y tournerait sans fin"
+        ),
+        MASK_NOT_STORED: (
+            "nœud {node!r} : {field} contient le masque d’un secret qui n’a pas de valeur "
+            "enregistrée ; saisissez la valeur"
         ),
     }
 }

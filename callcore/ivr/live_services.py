@@ -28,6 +28,7 @@ import asyncpg
 from callcore.db.ivr_services import OutboundTrunk, enabled_trunks, insert_callback, phone_endpoint
 from callcore.errors import ValidationError
 from callcore.ivr.context import ExternalRoute, HttpResult
+from callcore.logs import url_for_log
 from callcore.phone import to_e164
 
 logger = logging.getLogger("callcore.ivr")
@@ -75,11 +76,11 @@ class LiveServices:
         self, method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout_s: float
     ) -> HttpResult:
         if _scheme(url) not in HTTP_SCHEMES:
-            logger.warning("IVR webhook refused: %r is not an http or https URL", _for_log(url))
+            logger.warning("IVR webhook refused: %r is not an http or https URL", url_for_log(url))
             return HttpResult("error")
         if not self.allows(url):
             logger.warning(
-                "IVR webhook refused: %s is not among ivr.webhook_allowed_hosts", _for_log(url)
+                "IVR webhook refused: %s is not among ivr.webhook_allowed_hosts", url_for_log(url)
             )
             return HttpResult("error")
         try:
@@ -94,19 +95,19 @@ class LiveServices:
                 raw = await _read_capped(response)
         except TimeoutError:
             logger.warning(
-                "IVR webhook %s %s: no answer within %s s", method, _for_log(url), timeout_s
+                "IVR webhook %s %s: no answer within %s s", method, url_for_log(url), timeout_s
             )
             return HttpResult("timeout")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             logger.warning(
-                "IVR webhook %s %s failed: %s", method, _for_log(url), exc or type(exc).__name__
+                "IVR webhook %s %s failed: %s", method, url_for_log(url), exc or type(exc).__name__
             )
             return HttpResult("error")
         if raw is None:
             logger.warning(
                 "IVR webhook %s %s: answer larger than %d bytes",
                 method,
-                _for_log(url),
+                url_for_log(url),
                 MAX_RESPONSE_BYTES,
             )
             return HttpResult("error", status)
@@ -186,18 +187,6 @@ def host_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
         host.endswith(pattern[1:]) if pattern.startswith("*.") else host == pattern
         for pattern in allowed_hosts
     )
-
-
-def _for_log(url: str) -> str:
-    """``url`` without what may hold a secret: a user name and password, the query string."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(not a URL)"
-    query = "?…" if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
 
 
 def _scheme(url: str) -> str:

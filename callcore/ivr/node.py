@@ -8,7 +8,10 @@ its exits as a function of its params. The engine makes one instance per node of
 flow version (params already validated) and calls :meth:`Node.run` for every visit.
 
 ``waits_for_caller`` says whether the node waits for the caller (a prompt, a digit, a queue): a
-cycle in a flow must go through at least one such node, or the call would spin.
+cycle in a flow must go through at least one such node, or the call would spin. A param whose
+schema says ``"writeOnly": true`` is a secret (an API key): stored encrypted, served as
+:data:`SECRET_MASK` (:mod:`callcore.ivr.secrets`); it must be a string, or an object of strings,
+that the mask satisfies.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from callcore.ivr.context import CallContext
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+SECRET_MASK = "\u2022" * 8
+"""What a stored graph holds, and readers see, in place of each secret string."""
 NEXT = "next"
 """The exit of nodes that simply go on."""
 END = ""
@@ -97,7 +102,34 @@ def _check_class(item: object, plugin: str) -> type[Node]:
         raise ValidationError(
             f"IVR node {name!r} of plugin {plugin!r}: params_schema must describe an object"
         )
+    for param in secret_params(item):
+        if not _holds_mask(item.params_schema["properties"][param]):
+            raise ValidationError(
+                f"IVR node {name!r} of plugin {plugin!r}: secret (writeOnly) param {param!r} "
+                f"must be a string or an object of strings that accepts {SECRET_MASK!r}"
+            )
     return item
+
+
+def secret_params(node_type: type[Node]) -> tuple[str, ...]:
+    """The params of ``node_type`` its schema marks ``writeOnly``: its secrets."""
+    properties = node_type.params_schema.get("properties", {})
+    return tuple(
+        name
+        for name, schema in properties.items()
+        if isinstance(schema, Mapping) and schema.get("writeOnly") is True
+    )
+
+
+def _holds_mask(schema: Mapping[str, Any]) -> bool:
+    """Whether a secret param's strings can be the mask (what the editor sends back)."""
+    leaf = schema.get("additionalProperties") if schema.get("type") == "object" else schema
+    return (
+        isinstance(leaf, Mapping)
+        and leaf.get("type") == "string"
+        and "properties" not in schema
+        and jsonschema.Draft202012Validator(leaf).is_valid(SECRET_MASK)
+    )
 
 
 class NodeRegistry(Registry[type[Node]]):

@@ -15,13 +15,16 @@ import asyncpg
 
 from callcore.agi.errors import AGIError
 from callcore.agi.session import AGISession
+from callcore.crypto import SecretCipher
 from callcore.db import flows as flow_store
+from callcore.errors import ValidationError
 from callcore.events import EventBus
 from callcore.ivr.context import CallContext, Override, Services
 from callcore.ivr.engine import CallResult, FlowEngine, Outcome
 from callcore.ivr.events import IvrCallEnded, IvrCallStarted
 from callcore.ivr.graph import CompiledFlow, compile_graph
 from callcore.ivr.node import NodeRegistry
+from callcore.ivr.secrets import reveal
 
 logger = logging.getLogger("callcore.ivr")
 
@@ -46,8 +49,10 @@ class IvrService:
         bus: EventBus | None = None,
         language: str = "fr",
         engine: FlowEngine | None = None,
+        cipher: SecretCipher | None = None,
     ) -> None:
         self._pool = pool
+        self._cipher = cipher
         self.nodes = nodes
         self.services = services
         self._bus = bus
@@ -61,11 +66,15 @@ class IvrService:
         if flow is not None:
             self._cache.move_to_end(key)
             return flow
-        flow, problems = compile_graph(published.graph, self.nodes)
+        name = f"flow {published.flow_id} version {published.version_number}"
+        try:
+            graph = reveal(published.graph, published.secrets, self.nodes, self._cipher)
+        except ValidationError as exc:
+            raise FlowUnavailable(f"{name}: its secrets cannot be opened: {exc}") from None
+        flow, problems = compile_graph(graph, self.nodes)
         if flow is None:
             raise FlowUnavailable(
-                f"flow {published.flow_id} version {published.version_number} no longer "
-                f"validates: {'; '.join(p.message for p in problems[:3])}"
+                f"{name} no longer validates: {'; '.join(p.message for p in problems[:3])}"
             )
         self._cache[key] = flow
         if len(self._cache) > CACHE_SIZE:

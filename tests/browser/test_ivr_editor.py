@@ -2,13 +2,15 @@
 a flow with the mouse (nodes dragged from the palette, exits dragged onto inputs), fills the
 forms generated from the nodes' JSON Schemas, publishes, routes a DID to it with the DID page's
 flow picker, and a simulated call to that DID follows the path drawn; a refused publication
-shows its problems on the nodes; two editors of one flow conflict instead of overwriting."""
+shows its problems on the nodes; two editors of one flow conflict instead of overwriting; a
+webhook's secret header is typed once and only its mask comes back."""
 
 import json
 
 import pytest
 from _browser import PASSWORD, log_in, serving
 
+from callcore.ivr.node import SECRET_MASK
 from callcore.sim.agi_channel import Caller, PressDuring
 from callcore.sim.run import SimConfig, Simulator
 
@@ -328,3 +330,45 @@ async def test_two_editors_of_one_flow_conflict_instead_of_overwriting(site, pag
     assert await other.get_by_test_id("palette-menu").is_disabled()
     await node(other, "answer_1").wait_for()
     await other.context.close()
+
+
+async def test_a_webhook_secret_is_typed_once_then_only_its_mask_comes_back(site, page):
+    base, runtime = site
+    pool = runtime.database.pool
+    await page.set_viewport_size(VIEWPORT)
+    await log_in(page, base)
+    await open_editor(page, base, "CRM")
+    await drop(page, "webhook", 60, 60)
+    panel = await select(page, "webhook_1")
+    await panel.locator('[name="url"]').fill("https://crm.example/lookup")
+    secrets = panel.locator("fieldset.schema-object").filter(has_text="En-têtes secrets")
+    await secrets.get_by_role("button", name="Ajouter").click()
+    await secrets.locator(".schema-key").fill("Authorization")
+    value = secrets.locator(".schema-map-row input:not(.schema-key)")
+    assert await value.get_attribute("type") == "password"
+    await value.fill("Bearer s3cr3t")
+    await page.get_by_test_id("ivr-save").click()
+    await status_is(page, "Brouillon enregistré")
+
+    async def stored():
+        row = await pool.fetchrow(
+            "SELECT v.graph::text AS graph, v.secrets FROM flow_versions v "
+            "JOIN flows f ON f.id = v.flow_id WHERE f.name = 'CRM'"
+        )
+        assert "s3cr3t" not in row["graph"]
+        token = row["secrets"]["webhook_1"]["secret_headers"]["Authorization"]
+        return runtime.cipher.decrypt(token.encode()).value
+
+    assert await stored() == "Bearer s3cr3t"
+    # Reloaded, the page holds the mask, never the secret; saving it back keeps the value.
+    await page.reload()
+    await page.locator("#ivr-editor[data-ready=true]").wait_for()
+    panel = await select(page, "webhook_1")
+    value = panel.locator(".schema-map-row input:not(.schema-key)").last
+    assert await value.input_value() == SECRET_MASK
+    assert "s3cr3t" not in await page.content()
+    await panel.locator('[name="timeout_s"]').fill("3")
+    await page.get_by_test_id("ivr-save").click()
+    await status_is(page, "Brouillon enregistré")
+    assert await stored() == "Bearer s3cr3t"
+    assert (await saved_draft(pool, "CRM"))["nodes"][0]["params"]["timeout_s"] == 3

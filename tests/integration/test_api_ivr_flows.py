@@ -7,6 +7,7 @@ from _api_client import if_match, problem
 from _ivr_nodes import PLUGIN, add_test_nodes, edge, node
 
 from callcore.db import flows as flow_store
+from callcore.ivr.node import SECRET_MASK
 
 FLOWS = "/api/v1/ivr-flows"
 EMPTY = {"entry": None, "nodes": [], "edges": []}
@@ -446,6 +447,7 @@ async def test_export_then_import_round_trips_the_graph(api, admin):
         "name": "Main",
         "description": "Days",
         "graph": MENU,
+        "omitted_secrets": [],
     }
     draft = await ok(await api.client.get(url, params={"version": "draft"}, headers=admin))
     assert draft["graph"] == GOOD
@@ -486,6 +488,171 @@ async def test_import_refuses_node_types_not_installed(api, admin):
     )
     assert [e["field"] for e in wrong["errors"]] == ["/format"]
     assert await api.count("flows") == 0 and await api.count("audit_log") == 0
+
+
+# --- secret params ----------------------------------------------------------------------------
+
+TOKEN = "Bearer s3cr3t-t0ken"
+
+
+def crm_flow(secret_headers, url="https://crm.example/lookup"):
+    """answer > crm (webhook with an Accept header and ``secret_headers``) > bye."""
+    crm = node("crm", "webhook", url=url, headers={"Accept": "application/json"})
+    crm["params"]["secret_headers"] = secret_headers
+    return {
+        "entry": "start",
+        "nodes": [node("start", "answer"), crm, node("bye", "hangup")],
+        "edges": [edge("start", "next", "crm")]
+        + [edge("crm", name, "bye") for name in ("ok", "error", "timeout")],
+    }
+
+
+async def stored_secrets(api, flow_id):
+    """Every version's graph as text, and its secrets decrypted."""
+    rows = await api.runtime.database.pool.fetch(
+        "SELECT version_number, graph::text AS graph, secrets FROM flow_versions "
+        "WHERE flow_id = $1 ORDER BY version_number",
+        flow_id,
+    )
+    cipher = api.runtime.cipher
+    return {
+        row["version_number"]: (
+            row["graph"],
+            {
+                node_id: {
+                    param: {key: cipher.decrypt(token.encode()).value for key, token in kv.items()}
+                    for param, kv in params.items()
+                }
+                for node_id, params in row["secrets"].items()
+            },
+        )
+        for row in rows
+    }
+
+
+async def test_secret_headers_are_stored_encrypted_and_only_the_engine_reads_them(api, admin):
+    flow = await new_flow(api, admin)
+    saved = await save(api, admin, flow, crm_flow({"Authorization": TOKEN}))
+    served = saved["draft"]["graph"]
+    crm = next(n for n in served["nodes"] if n["id"] == "crm")
+    assert crm["params"]["secret_headers"] == {"Authorization": SECRET_MASK}
+    assert crm["params"]["headers"] == {"Accept": "application/json"}
+    assert saved["problems"] == []
+    graph_text, secrets = (await stored_secrets(api, flow["id"]))[1]
+    assert "s3cr3t" not in graph_text
+    assert secrets == {"crm": {"secret_headers": {"Authorization": TOKEN}}}
+
+    # what the editor sends back (the mask) keeps the value; a second header is added
+    served["nodes"][1]["params"]["secret_headers"]["X-Api-Key"] = "k-123"
+    again = await save(api, admin, saved, served)
+    assert (await stored_secrets(api, flow["id"]))[1][1] == {
+        "crm": {"secret_headers": {"Authorization": TOKEN, "X-Api-Key": "k-123"}}
+    }
+    unchanged = await save(api, admin, again, again["draft"]["graph"])
+    assert unchanged["version"] == again["version"], "the same graph, masks included: no change"
+    same = {"Authorization": TOKEN, "X-Api-Key": "k-123"}
+    retyped = await save(api, admin, unchanged, {**served, **crm_flow(same)})
+    assert retyped["version"] == again["version"], "the same values typed again: no change"
+
+    published = await publish(api, admin, retyped)
+    async with api.runtime.database.pool.acquire() as conn:
+        running = await flow_store.published_flow(conn, flow["id"])
+    compiled = api.runtime.ivr.compiled(running)
+    assert compiled.nodes["crm"].node.params["secret_headers"] == {
+        "Authorization": TOKEN,
+        "X-Api-Key": "k-123",
+    }
+
+    # a new value replaces the old one in a new draft; version 1 keeps its own
+    rotated = crm_flow({"Authorization": "Bearer new", "X-Api-Key": SECRET_MASK})
+    edited = await save(api, admin, published, rotated)
+    stored = await stored_secrets(api, flow["id"])
+    assert stored[2][1]["crm"]["secret_headers"] == {
+        "Authorization": "Bearer new",
+        "X-Api-Key": "k-123",
+    }
+    assert stored[1][1]["crm"]["secret_headers"]["Authorization"] == TOKEN
+    second = await publish(api, admin, edited)
+    rolled = await ok(
+        await api.client.post(
+            f"{FLOWS}/{flow['id']}/rollback",
+            json={"version_number": 1},
+            headers=if_match(admin, second),
+        )
+    )
+    async with api.runtime.database.pool.acquire() as conn:
+        running = await flow_store.published_flow(conn, flow["id"])
+    assert running.version_number == rolled["published_version"] == 3
+    assert api.runtime.ivr.compiled(running).nodes["crm"].node.params["secret_headers"] == {
+        "Authorization": TOKEN,
+        "X-Api-Key": "k-123",
+    }
+
+    # nothing anyone reads holds a secret: the flow, its versions, its export, the audit log
+    readable = [
+        await api.client.get(f"{FLOWS}/{flow['id']}", headers=admin),
+        await api.client.get(f"{FLOWS}", headers=admin),
+        await api.client.get(f"{FLOWS}/{flow['id']}/versions/1", headers=admin),
+        await api.client.get(f"{FLOWS}/{flow['id']}/export", headers=admin),
+    ]
+    for response in readable:
+        text = await response.text()
+        assert response.status == 200 and "s3cr3t" not in text and "k-123" not in text
+    audit = await api.runtime.database.pool.fetchval(
+        "SELECT string_agg(row_to_json(a)::text, '') FROM audit_log a"
+    )
+    assert "s3cr3t" not in audit and "k-123" not in audit
+    document = await readable[3].json()
+    assert document["omitted_secrets"] == ["/nodes/crm/params/secret_headers"]
+    assert "secret_headers" not in document["graph"]["nodes"][1]["params"]
+
+
+async def test_a_secret_that_is_invalid_or_a_mask_with_nothing_behind_it_is_refused(api, admin):
+    flow = await new_flow(api, admin)
+    saved = await save(api, admin, flow, crm_flow({"Authorization": TOKEN}))
+    url = f"{FLOWS}/{flow['id']}/draft"
+    cases = [  # the admin reads French: the mask's message is ours, the others jsonschema's
+        ({"Authorization": SECRET_MASK, "X-Api-Key": SECRET_MASK}, "X-Api-Key", "masque"),
+        ({"Authorization": "Bearer a\nX-Admin: yes"}, "Authorization", "does not match"),
+        ({"Authorization": "x" * 1001}, "Authorization", "is too long"),
+    ]
+    for secret_headers, key, message in cases:
+        body = await problem(
+            await api.client.put(
+                url, json={"graph": crm_flow(secret_headers)}, headers=if_match(admin, saved)
+            ),
+            422,
+        )
+        assert [e["field"] for e in body["errors"]] == [f"/nodes/crm/params/secret_headers/{key}"]
+        assert message in body["errors"][0]["message"] and "nothing was saved" in body["detail"]
+    assert (await stored_secrets(api, flow["id"]))[1][1] == {
+        "crm": {"secret_headers": {"Authorization": TOKEN}}
+    }
+    current = await ok(await api.client.get(f"{FLOWS}/{flow['id']}", headers=admin))
+    assert current["version"] == saved["version"], "nothing was saved"
+
+
+async def test_import_encrypts_secrets_in_clear_and_refuses_masks(api, admin):
+    document = {
+        "format": "callcore-flow",
+        "format_version": 1,
+        "name": "Imported",
+        "graph": crm_flow({"Authorization": TOKEN}),
+        "omitted_secrets": [],
+    }
+    copy = await created(await api.client.post(f"{FLOWS}/import", json=document, headers=admin))
+    assert copy["draft"]["graph"]["nodes"][1]["params"]["secret_headers"] == {
+        "Authorization": SECRET_MASK
+    }
+    graph_text, secrets = (await stored_secrets(api, copy["id"]))[1]
+    assert "s3cr3t" not in graph_text
+    assert secrets == {"crm": {"secret_headers": {"Authorization": TOKEN}}}
+    masked = {**document, "name": "Masked", "graph": crm_flow({"Authorization": SECRET_MASK})}
+    body = await problem(await api.client.post(f"{FLOWS}/import", json=masked, headers=admin), 422)
+    assert [e["field"] for e in body["errors"]] == [
+        "/nodes/crm/params/secret_headers/Authorization"
+    ]
+    assert await api.count("flows") == 1
 
 
 # --- emergency overrides -----------------------------------------------------------------------

@@ -12,6 +12,11 @@ import is refused as a whole (422) when the graph's shape is wrong or when it us
 plugin installed here provides, each named with the node using it, since a draft that can never
 be published helps nobody. Node params are not checked at import: the editor shows those
 problems (the answer carries them) and publishing refuses them.
+
+Secret params (a webhook's ``secret_headers``) are never exported: the document lists where they
+were in ``omitted_secrets`` (``/nodes/<id>/params/<param>``), to be entered again after the
+import. A document that carries secrets in clear has them encrypted on import, as a saved draft
+would; one that carries the mask instead of a value is refused, naming where.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import asyncpg
 from aiohttp import web
 
 from callcore.db import flows as flow_store
-from callcore.ivr.graph import validate_graph
+from callcore.ivr.secrets import without_secrets
 from callcore.web.api.ivr_flows import (
     DESCRIPTION,
     FLOW_ID_PARAMETER,
@@ -43,7 +48,7 @@ from callcore.web.api.ivr_flows import (
     read_flow,
     user_id,
 )
-from callcore.web.api.ivr_versions import working_graph
+from callcore.web.api.ivr_versions import sealed_for_storage, working_graph
 from callcore.web.api.problems import ProblemError, field_error
 from callcore.web.api.validation import read_json
 from callcore.web.api.writes import respond
@@ -65,6 +70,13 @@ DOCUMENT: dict[str, Any] = {
         "name": {**FLOW_NAME, "description": "The new flow's name (change it to import a copy)."},
         "description": DESCRIPTION,
         "graph": GRAPH,
+        "omitted_secrets": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"type": "string", "maxLength": 300},
+            "description": "Where secret params were left out on export (read-only, ignored "
+            "on import): enter them again.",
+        },
     },
 }
 VERSION_PARAMETER = {
@@ -110,12 +122,14 @@ async def export_flow(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].database.pool.acquire() as conn:
         flow = await read_flow(conn, flow_id)
         graph = await _exported_graph(conn, flow, chosen)
+    graph, omitted = without_secrets(graph, node_registry(request))
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": flow["name"],
         "description": flow["description"],
         "graph": graph,
+        "omitted_secrets": omitted,
     }
     return web.json_response(document)
 
@@ -141,13 +155,13 @@ async def import_flow(request: web.Request) -> web.Response:
             errors=[field_error(pointer, message) for pointer, message in messages],
         )
     name, description = document["name"], document.get("description", "")
+    graph, secrets, problems = await sealed_for_storage(request, graph, {})
     async with flow_transaction(request) as write:
         flow_id = await flow_store.insert_flow(
-            write.conn, name, description, graph, user_id(request)
+            write.conn, name, description, graph, user_id(request), secrets
         )
         after = await read_flow(write.conn, flow_id)
         await audit_flow(write, request, "import", flow_id, None, after)
-    problems = validate_graph(graph, registry)
     return respond(
         {**after, "problems": problems_json(problems, request)},
         HTTPStatus.CREATED,

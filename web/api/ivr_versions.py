@@ -19,7 +19,9 @@ import asyncpg
 from aiohttp import web
 
 from callcore.db import flows as flow_store
-from callcore.ivr.graph import validate_graph
+from callcore.ivr.graph import GraphProblem, validate_graph
+from callcore.ivr.node import NodeRegistry, secret_params
+from callcore.ivr.secrets import seal
 from callcore.web.api.ivr_flows import (
     FLOW_ID_PARAMETER,
     FLOW_REF,
@@ -155,16 +157,59 @@ def _version_number(request: web.Request) -> int:
     raise ProblemError(HTTPStatus.NOT_FOUND, detail=f"There is no version {raw!r}.")
 
 
+def secret_problems(
+    problems: list[GraphProblem], graph: dict[str, Any], registry: NodeRegistry
+) -> list[GraphProblem]:
+    """The problems of ``graph`` that lie in a secret param: such a value is refused rather
+    than stored, since nobody could see it to fix it afterwards."""
+    secret_fields = {
+        (node.get("id"), f"params/{name}")
+        for node in graph["nodes"]
+        if node.get("type") in registry
+        for name in secret_params(registry[node["type"]])
+    }
+    return [
+        problem
+        for problem in problems
+        if problem.field is not None
+        and any(
+            (problem.node, problem.field.rsplit("/", n)[0]) in secret_fields
+            for n in range(problem.field.count("/"))
+        )
+    ]
+
+
+async def sealed_for_storage(
+    request: web.Request, graph: dict[str, Any], previous: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], list[GraphProblem]]:
+    """``graph`` with masks in place of its secrets, the secrets encrypted, and its problems;
+    422 when a secret is invalid or a mask keeps nothing (``previous``: the secrets it may
+    keep)."""
+    registry = node_registry(request)
+    problems = validate_graph(graph, registry)
+    sealed, secrets, unkept = seal(graph, registry, request.app[RUNTIME].cipher, previous)
+    refused = secret_problems(problems, graph, registry) + unkept
+    if refused:
+        raise graph_refused(
+            refused, "A secret param is invalid or has no value: nothing was saved.", request
+        )
+    return sealed, secrets, problems
+
+
 @requires(*WRITERS)
 async def save_draft(request: web.Request) -> web.Response:
     flow_id = flow_id_of(request)
     graph = (await read_json(request, DRAFT_BODY, MAX_GRAPH_BYTES))["graph"]
-    problems = validate_graph(graph, node_registry(request))
     async with flow_transaction(request) as write:
         before = await locked_for_change(write, request, flow_id)
         draft = before["draft"]
-        if draft is None or draft["graph"] != graph:
-            number = await flow_store.save_draft(write.conn, flow_id, graph, user_id(request))
+        working, _ = await working_graph(write.conn, before)
+        previous = await flow_store.version_secrets(write.conn, flow_id, working)
+        graph, secrets, problems = await sealed_for_storage(request, graph, previous)
+        if draft is None or draft["graph"] != graph or previous != secrets:
+            number = await flow_store.save_draft(
+                write.conn, flow_id, graph, user_id(request), secrets
+            )
             await flow_store.touch_flow(write.conn, flow_id)
             await audit_flow(
                 write,
@@ -287,8 +332,9 @@ async def rollback_flow(request: web.Request) -> web.Response:
                 request,
             )
         note = body.get("note") or f"rollback to version {number}"
+        secrets = await flow_store.version_secrets(write.conn, flow_id, number)
         published = await flow_store.publish_copy(
-            write.conn, flow_id, target["graph"], note, user_id(request)
+            write.conn, flow_id, target["graph"], note, user_id(request), secrets
         )
         await flow_store.touch_flow(write.conn, flow_id)
         await audit_flow(

@@ -9,10 +9,10 @@
 // Supported: string (enum, format date/time/uri), integer, number, boolean, arrays (a checkbox
 // set for unique enum items or unique integers of a small range, else a list of items of any
 // supported kind), objects with properties, and maps (additionalProperties, keys checked
-// against propertyNames.pattern), nested as deep as the schema goes; anything else is edited
-// as JSON text. Labels come from
-// the schema's title (already in the user's language), else the property name. Every value is
-// set through DOM properties, never as markup. Paths are params-relative ("options/1").
+// against propertyNames.pattern), nested as deep as the schema goes; secrets (writeOnly) as
+// password fields; anything else is edited as JSON text. Labels come from the schema's title
+// (already in the user's language), else the property name. Every value is set through DOM
+// properties, never as markup. Paths are params-relative ("options/1").
 
 let uniqueId = 0;
 const MAX_INTEGER_CHOICES = 31;
@@ -129,7 +129,11 @@ class SchemaForm {
         if (schema[bound] !== undefined) input[attr] = String(schema[bound]);
       }
     } else if (kind === "string") {
-      input.type = { date: "date", time: "time", uri: "url" }[schema.format] || "text";
+      // A secret (writeOnly) arrives as the server's mask; typing replaces it.
+      input.type = schema.writeOnly
+        ? "password"
+        : { date: "date", time: "time", uri: "url" }[schema.format] || "text";
+      if (schema.writeOnly) input.autocomplete = "new-password";
       if (schema.maxLength !== undefined) input.maxLength = schema.maxLength;
     } else {
       input.type = "text";
@@ -188,7 +192,9 @@ class SchemaForm {
   }
 
   mapEditor(schema, value, path) {
-    const valueSchema = schema.additionalProperties;
+    const valueSchema = schema.writeOnly
+      ? { ...schema.additionalProperties, writeOnly: true }
+      : schema.additionalProperties;
     const pattern = schema.propertyNames?.pattern;
     const rows = el("div", { className: "schema-map" });
     const entries = [];

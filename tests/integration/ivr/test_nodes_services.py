@@ -89,7 +89,8 @@ async def test_lookup_fills_variables_and_keeps_the_answer(ivr_call, services, c
     base, seen = crm
     params = {
         "url": base + "/customers?number={caller_id}&ref={ref}",
-        "headers": {"Authorization": "Bearer s3cret", "X-Caller": "{caller_id}"},
+        "headers": {"X-Caller": "{caller_id}"},
+        "secret_headers": {"Authorization": "Bearer s3cret"},
         "results": {
             "name": "/customer/name",
             "vip": "/customer/vip",
@@ -207,6 +208,18 @@ async def test_header_that_would_hold_a_line_break_is_not_sent(ivr_call, crm) ->
         ({"url": "https://crm.example/x", "headers": {"X-A": "a\r\nb"}}, "params/headers/X-A"),
         ({"url": "https://crm.example/x", "headers": {"X-A": "b\n"}}, "params/headers/X-A"),
         ({"url": "https://crm.example/x", "headers": {"Bad Name": "v"}}, "params/headers"),
+        (
+            {"url": "https://x.example/", "secret_headers": {"X-A": "a\nb"}},
+            "params/secret_headers/X-A",
+        ),
+        (
+            {
+                "url": "https://x.example/",
+                "headers": {"authorization": "a"},
+                "secret_headers": {"Authorization": "b"},
+            },
+            "params/secret_headers/Authorization",
+        ),
         ({"url": "https://crm.example/x", "results": {"9lives": "/a"}}, "params/results"),
     ],
 )

@@ -4,6 +4,7 @@ import pytest
 
 from callcore.errors import DuplicateNameError, ValidationError
 from callcore.ivr import END, NEXT, CallContext, Node, NodeRegistry, compile_graph, validate_graph
+from callcore.ivr.node import secret_params
 
 
 class Say(Node):
@@ -198,12 +199,24 @@ class BadName(Node):
     label = "Bad"
 
 
+def secret_node(schema):
+    """A node type whose param ``key`` is secret (writeOnly) with ``schema``."""
+    properties = {"key": {**schema, "writeOnly": True}}
+    params_schema = {"type": "object", "properties": properties}
+    return type(
+        "SecretNode", (Node,), {"name": "secret", "label": "S", "params_schema": params_schema}
+    )
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [
         (NotANode, "expected a Node subclass"),
         (BadSchema, "params_schema is not a valid JSON Schema"),
         (BadName, "must match"),
+        (secret_node({"type": "string", "pattern": "^[a-z]+$"}), "secret .* 'key'"),
+        (secret_node({"type": "integer"}), "secret .* 'key'"),
+        (secret_node({"type": "object", "additionalProperties": {"maxLength": 4}}), "secret"),
     ],
 )
 def test_the_registry_refuses_broken_node_classes(item, message):
@@ -211,6 +224,14 @@ def test_the_registry_refuses_broken_node_classes(item, message):
     with pytest.raises(ValidationError, match=message), nodes.adding_for("acme", {}):
         nodes.add(item)
     assert len(nodes) == 0
+
+
+def test_a_secret_param_the_mask_can_stand_for_is_accepted():
+    nodes = NodeRegistry()
+    kind = secret_node({"type": "object", "additionalProperties": {"type": "string"}})
+    with nodes.adding_for("acme", {}):
+        nodes.add(kind)
+    assert secret_params(nodes["secret"]) == ("key",)
 
 
 def test_two_plugins_cannot_claim_one_node_name():

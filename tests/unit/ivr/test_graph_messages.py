@@ -23,7 +23,7 @@ def fields(template: str) -> list[tuple[str, str | None]]:
 
 def test_every_problem_message_has_a_french_translation_with_the_same_placeholders():
     french = graph_messages.PROBLEM_TRANSLATIONS["fr"]
-    assert len(TEMPLATES) == 14
+    assert len(TEMPLATES) == 15
     assert set(french) == TEMPLATES
     for template in TEMPLATES:
         assert fields(french[template]) == fields(template), template
