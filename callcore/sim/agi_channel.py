@@ -13,7 +13,7 @@ so a 3 s prompt takes 3 simulated seconds. :func:`run_agi_call` is the one-liner
     assert record.variables["CALLCORE_STATUS"] == "OK"
 
 Modelled from Asterisk's documentation rather than a capture: SAY * durations (0.5 s per
-character), the applications EXEC knows (Set, NoOp, Playback, Wait, VoiceMail when
+character), the applications EXEC knows (Set, NoOp, Playback, Wait, Read, VoiceMail when
 ``mailboxes`` are given, and those its host runs — the simulator's Dial, Queue and Gosub; others
 answer ``-2``), dialplan functions read by GET VARIABLE (those its host gives), and GOSUB always
 completing. Not
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Final, Protocol
 
@@ -50,6 +51,9 @@ from callcore.clock import REAL_CLOCK, Clock
 SAMPLE_RATE: Final = 8000
 SAY_SECONDS_PER_CHARACTER: Final = 0.5
 DEFAULT_GET_DATA_TIMEOUT_MS: Final = 6000
+READ_TIMEOUTS: Final = (10.0, 5.0)
+"""Read's waits in seconds, for the first key and between keys, when its timeout is 0 or
+absent: the dialplan's ``TIMEOUT(response)`` and ``TIMEOUT(digit)`` defaults (main/pbx.c)."""
 VOICEMAIL_MAX_SECONDS: Final = 180.0
 """How long a voicemail message may last (callcore's default ``maxsecs`` per box)."""
 ALL_DIGITS: Final = "0123456789*#ABCD"
@@ -683,11 +687,68 @@ class AGIChannel:
             outcome, _, _ = await self._listen(self.now() + float(options or 0), "")
             if outcome == "hangup":
                 return format_reply(-1)
+        elif application == "read":
+            await self._read(options)
         elif application == "voicemail" and self.mailboxes is not None:
             return format_reply(await self._voicemail(options))
         elif application != "noop":
             return format_reply(-2)
         return format_reply(0)
+
+    async def _read(self, data: str) -> None:
+        """``Read(variable,filename,[maxdigits,[options,[attempts,[timeout]]]])``, modelled from
+        apps/app_read.c (no capture has it); like Read, it always answers 0. The prompt (one
+        file) plays interrupted by any key, which counts; keys then come until a terminator
+        (option ``t(keys)``, ``t()`` for none, ``#`` without the option), ``maxdigits`` keys
+        (1-255, else 255) or a silence of ``timeout`` seconds (else :data:`READ_TIMEOUTS`).
+        READSTATUS: ``OK`` (a terminator, even alone, or the most keys), ``TIMEOUT`` (the keys
+        typed kept), ``HANGUP``, ``ERROR`` for a missing prompt (no wait). Read answers the
+        channel unless option ``n``; ``attempts`` and the options ``s``, ``i``, ``e`` are not
+        modelled."""
+        variable, prompt, most, options, _, timeout = (data.split(",", 5) + [""] * 6)[:6]
+        terminator = re.search(r"t(?:\(([^)]*)\))?", options)
+        terminators = "#" if terminator is None else terminator.group(1) or ""
+        limit = int(most) if most.isdigit() and 1 <= int(most) <= 255 else 255
+        try:
+            seconds = float(timeout or 0)
+        except ValueError:
+            seconds = 0.0  # as atof() reads it
+        first, then = (seconds, seconds) if seconds > 0 else READ_TIMEOUTS
+        self.variables["READSTATUS"] = "ERROR"
+        if self.dead:
+            self.variables.update({variable: "", "READSTATUS": "HANGUP"})
+            return
+        if "n" not in re.sub(r"\(.*?\)", "", options):
+            self.answered = True
+        if prompt in self.caller.missing:
+            self.variables[variable] = ""
+            return
+        status, digits = await self._read_keys(prompt, terminators, limit, first, then)
+        self.variables.update({variable: digits, "READSTATUS": status})
+
+    async def _read_keys(
+        self, prompt: str, terminators: str, limit: int, first: float, then: float
+    ) -> tuple[str, str]:
+        """Read's READSTATUS and keys (ast_app_getdata_terminator, then ast_readstring)."""
+        outcome, digit = "", None
+        if prompt:
+            outcome, digit, _ = await self._play(prompt, ALL_DIGITS)
+        digits, wait = "", first
+        waiting = False  # the prompt has ended (or was interrupted): silence now times out
+        while True:
+            if outcome == "hangup":
+                return "HANGUP", digits
+            if digit is not None:
+                if digit in terminators:
+                    return "OK", digits
+                digits += digit
+                if len(digits) >= limit:
+                    return "OK", digits
+                wait = then
+            elif waiting:
+                return "TIMEOUT", digits
+            waiting = True
+            outcome, digit, _ = await self._listen(self.now() + wait, ALL_DIGITS)
 
     async def _voicemail(self, data: str) -> int:
         """``VoiceMail(mailbox[@context][&...][,options])``, modelled from app_voicemail (no
