@@ -1,12 +1,16 @@
 """Collect: read a number the caller types (an account, a PIN, a date), check it, store it.
 
-The prompt plays and the caller types over it (Asterisk's GET DATA): input ends with ``#``,
-when ``max_length`` keys are in, or when the caller stops typing for ``timeout_ms``. GET DATA
-keeps every key in Asterisk, so none is lost between two commands however fast the caller
-types; ``#`` is its terminator, fixed. The input is valid when it is only digits 0-9 (a ``*``
-makes it invalid), between ``min_length`` and ``max_length`` long, and fully matches
-``validation`` (a regular expression, bounded as :mod:`callcore.ivr.patterns` says) if one is
-given. A valid input goes to the flow variable ``variable`` and to the channel variable
+The prompt plays and the caller types over it: input ends with the ``terminator`` key (``#``,
+the default, ``*``, or none), when ``max_length`` keys are in, or when the caller stops typing
+for ``timeout_ms``. With ``#`` one AGI ``GET DATA`` does it all; its terminator is ``#``, fixed.
+For ``*`` or none the node runs Asterisk's ``Read`` application through ``EXEC`` (its ``t()``
+option sets the terminator) into a scratch channel variable, then fetches the read's status and
+keys with one ``GET FULL VARIABLE``: what was typed reaches no variable of the flow before it is
+checked. Either way Asterisk keeps every key, so none is lost between two commands however fast
+the caller types. The input is valid when it is only digits 0-9 (a ``*`` or ``#`` that is not
+the terminator makes it invalid), between ``min_length`` and ``max_length`` long, and fully
+matches ``validation`` (a regular expression, bounded as :mod:`callcore.ivr.patterns` says) if
+one is given. A valid input goes to the flow variable ``variable`` and to the channel variable
 ``CALLCORE_<VARIABLE>`` (for the dialplan after the IVR), and the node takes ``ok``.
 
 Silence (or a missing prompt file, logged) or invalid input is a failed attempt, retried like
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import callcore
 from callcore.ivr import CallContext, Node, NodeRegistry
@@ -44,6 +48,9 @@ logger = logging.getLogger("callcore.ivr")
 
 OK = "ok"
 MAX_DIGITS = 64
+READ_VARIABLE: Final = "CALLCORE_read"
+"""The channel variable Read stores the keys in. Lower case, so that it is never the copy of a
+flow variable (:func:`~callcore.ivr.channel_io.channel_variable` makes those upper case)."""
 
 
 class CollectNode(Node):
@@ -74,6 +81,16 @@ class CollectNode(Node):
                 "title": "Most digits",
             },
             "timeout_ms": wait_schema("Wait for the keys (milliseconds)"),
+            "terminator": {
+                "type": "string",
+                "title": "Key that ends the input",
+                "oneOf": [
+                    {"const": "#"},
+                    {"const": "*"},
+                    {"const": "", "title": "None: the most digits or silence end the input"},
+                ],
+                "default": "#",
+            },
             "validation": {
                 "type": "string",
                 "format": "regex",
@@ -119,23 +136,59 @@ class CollectNode(Node):
         )
 
     async def read(self, ctx: CallContext) -> str | None:
-        """The keys typed (without the ``#``), None when the caller typed nothing."""
+        """The keys typed (without the terminator), None when the caller typed nothing."""
+        if self.params.get("terminator", "#") != "#":
+            return await self.read_app(ctx)
         prompt = self.params["prompt"]
         result = await ctx.channel.get_data(
             prompt, self.params.get("timeout_ms", 5000), self.params.get("max_length", 20)
         )
         if result.failed:
             await raise_if_hung_up(ctx.channel)
-            logger.warning(
-                "IVR call %s: node %s could not play %r (missing sound file?)",
-                ctx.uniqueid,
-                self.id,
-                prompt,
-            )
+            self.log_missing_prompt(ctx)
             return None
         if not result.digits and result.timed_out:
             return None
         return result.digits
+
+    async def read_app(self, ctx: CallContext) -> str | None:
+        """:meth:`read` for a terminator GET DATA cannot have, with Asterisk's ``Read``.
+
+        Relied on (apps/app_read.c, Asterisk 16.21 / 18.7 and later): option ``t(keys)`` sets
+        the terminators, ``t()`` none, and ``n`` reads without answering the channel, as GET
+        DATA does; the timeout is in seconds, fractions allowed, for the first key and between
+        keys. READSTATUS tells how it went: ``ERROR`` for a missing prompt (skipped, no wait),
+        ``TIMEOUT`` with the keys typed before the silence kept, ``OK`` with nothing when the
+        terminator alone was pressed, ``HANGUP``. EXEC answers 0 whatever happened (Read
+        returns 0 even on a hang-up), so only the status counts. The prompt is a sound name
+        (``sound_schema``: no ``,``, ``&`` or parenthesis), so it cannot add arguments or
+        files to the Read.
+        """
+        channel = ctx.channel
+        await channel.exec(
+            "Read",
+            READ_VARIABLE,
+            self.params["prompt"],
+            str(self.params.get("max_length", 20)),
+            f"nt({self.params['terminator']})",
+            "",
+            f"{self.params.get('timeout_ms', 5000) / 1000:g}",
+        )
+        reply = await channel.get_full_variable(f"${{READSTATUS}},${{{READ_VARIABLE}}}")
+        status, _, typed = (reply or "").partition(",")
+        if status == "HANGUP":
+            await raise_if_hung_up(channel)
+        elif status == "ERROR":
+            self.log_missing_prompt(ctx)
+        return typed if status == "OK" else typed or None
+
+    def log_missing_prompt(self, ctx: CallContext) -> None:
+        logger.warning(
+            "IVR call %s: node %s could not play %r (missing sound file?)",
+            ctx.uniqueid,
+            self.id,
+            self.params["prompt"],
+        )
 
     async def run(self, ctx: CallContext) -> str:
         variable = self.params["variable"]
@@ -164,6 +217,10 @@ translations = {
         "Fewest digits": "Nombre minimal de chiffres",
         "Most digits": "Nombre maximal de chiffres",
         "Wait for the keys (milliseconds)": "Attente de chaque touche (millisecondes)",
+        "Key that ends the input": "Touche qui termine la saisie",
+        "None: the most digits or silence end the input": (
+            "Aucune : le nombre maximal de chiffres ou le silence termine la saisie"
+        ),
         "Regular expression the whole input must match": (
             "Expression régulière à laquelle toute la saisie doit correspondre"
         ),

@@ -316,6 +316,99 @@ async def test_a_hang_up_while_typing_ends_the_call_at_collect(ivr_call, sighup:
     assert "account" not in run.context.variables
 
 
+# -- collect with another terminator: Read through EXEC ------------------------------------------
+
+READ_RESULT = ("GET", "FULL", "VARIABLE", "${READSTATUS},${CALLCORE_read}")
+
+
+def read(terminator: str, timeout_s: str = "5", most: int = 8) -> tuple[str, ...]:
+    return ("EXEC", "Read", f"CALLCORE_read,enter-account,{most},nt({terminator}),,{timeout_s}")
+
+
+async def test_digits_ended_with_star_are_read_by_read_then_stored(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "12345*"),))
+    params = {**COLLECT, "terminator": "*"}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_ok")
+    assert run.context.variables["account"] == "12345"
+    assert run.record.variables["CALLCORE_ACCOUNT"] == "12345"
+    assert commands(run.record) == [
+        read("*"),
+        READ_RESULT,
+        ("SET", "VARIABLE", "CALLCORE_ACCOUNT", "12345"),
+    ]
+    assert run.record.replies[:2] == (b"200 result=0\n", b"200 result=1 (OK,12345)\n")
+
+
+@pytest.mark.parametrize("keys", ["24#68*", "*"], ids=["pound-inside", "star-alone"])
+async def test_a_pound_or_the_star_alone_is_invalid_when_star_ends_the_input(
+    ivr_call, keys: str
+) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", keys),))
+    params = {**COLLECT, "terminator": "*", "max_attempts": 1}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_invalid")
+    assert run.record.replies[1] == f"200 result=1 (OK,{keys[:-1]})\n".encode()
+    assert "CALLCORE_ACCOUNT" not in run.record.variables
+
+
+async def test_with_no_terminator_input_stops_at_the_most_digits(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "1234567890"),))
+    params = {**COLLECT, "terminator": ""}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_ok")
+    assert run.context.variables["account"] == "12345678"
+    assert commands(run.record)[:2] == [read(""), READ_RESULT]
+
+
+async def test_with_no_terminator_a_pound_is_a_key_like_the_others(ivr_call) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "1234#5678"),))
+    params = {**COLLECT, "terminator": "", "max_attempts": 1}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_invalid")
+    assert run.record.replies[1] == b"200 result=1 (OK,1234#567)\n"
+
+
+@pytest.mark.parametrize(
+    ("keys", "exit_name"), [("4321", "ok"), ("12", "invalid"), ("", "timeout")]
+)
+async def test_with_no_terminator_silence_ends_the_input(
+    ivr_call, keys: str, exit_name: str
+) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", keys),) if keys else ())
+    params = {**COLLECT, "terminator": "", "timeout_ms": 2500, "max_attempts": 1}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", f"on_{exit_name}")
+    assert commands(run.record)[:2] == [read("", timeout_s="2.5"), READ_RESULT]
+    assert run.record.replies[1] == f"200 result=1 (TIMEOUT,{keys})\n".encode()
+    assert run.context.variables.get("account") == (keys if exit_name == "ok" else None)
+
+
+async def test_a_missing_prompt_for_read_is_logged_and_counts_as_no_input(ivr_call, caplog) -> None:
+    caplog.set_level(logging.WARNING, "callcore.ivr")
+    caller = Caller(missing={"enter-account"})
+    params = {**COLLECT, "terminator": "*", "max_attempts": 1}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.path == ("n", "on_timeout")
+    assert commands(run.record) == [read("*"), READ_RESULT]
+    assert run.record.replies[1] == b"200 result=1 (ERROR,)\n"
+    assert "could not play 'enter-account'" in caplog.text
+
+
+@pytest.mark.parametrize("sighup", [True, False], ids=["hangup-line", "agisighup-no"])
+async def test_a_hang_up_during_read_ends_the_call_at_collect(ivr_call, sighup: bool) -> None:
+    caller = Caller(dtmf=(PressDuring("enter-account", "12"),), hangup_at=3.0, sighup=sighup)
+    params = {**COLLECT, "terminator": "*"}
+    run: IvrRun = await ivr_call(single("collect", params, COLLECT_EXITS), caller)
+    assert run.result.outcome is Outcome.HANGUP
+    assert run.result.last_node == "n"
+    assert commands(run.record)[:2] == [read("*"), READ_RESULT]
+    assert run.record.replies[0] == b"200 result=0\n"  # Read returns 0 even then
+    assert run.record.variables["READSTATUS"] == "HANGUP"
+    assert "account" not in run.context.variables
+    assert "CALLCORE_ACCOUNT" not in run.record.variables
+
+
 # -- the editor's dry run ----------------------------------------------------------------------
 
 
