@@ -62,6 +62,10 @@ class CallChannel(Protocol):
 
     async def get_variable(self, name: str) -> str | None: ...
 
+    async def get_full_variable(
+        self, expression: str, channel: str | None = None
+    ) -> str | None: ...
+
     async def exec(self, application: str, *args: str, timeout_s: float | None = None) -> int: ...
 
     async def record_file(

@@ -23,6 +23,11 @@ used in order:
   the rest). Otherwise it plays to its end and takes nothing (``endpos`` 0: a dry run does not
   know the files' lengths).
 
+``EXEC Read`` takes the next entry as ``GET DATA`` does, ended by a key of its ``t(...)``
+option instead (``#`` without it, none with ``t()``), and sets its variable and ``READSTATUS``
+(``OK``, or ``TIMEOUT`` with the keys when the entry has no terminator and fewer keys than
+its maximum); ``GET FULL VARIABLE`` expands ``${NAME}`` from the channel's variables.
+
 ``EXEC Dial``, ``Queue`` and ``VoiceMail`` are reported as effects and set ``DIALSTATUS``,
 ``QUEUESTATUS`` or ``VMSTATUS`` to the status asked for (:data:`DEFAULT_STATUSES` unless told
 otherwise; ``""`` sets nothing, as a queue call an agent answered); ``RECORD FILE`` is
@@ -38,6 +43,7 @@ and it is stopped after ``time_limit_s`` seconds of wall time (outcome ``time_li
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -72,6 +78,7 @@ QUIET_APPLICATIONS: Final = frozenset(
     {"answer", "noop", "playback", "progress", "ringing", "set", "verbose", "wait"}
 )
 """Applications with no effect beyond the call itself (``Set`` sets the channel variable)."""
+_VARIABLE: Final = re.compile(r"\$\{([^}]*)\}")
 CHANNEL: Final = "Local/dry-run@callcore-00000000;1"
 UNIQUEID: Final = "dry-run"
 
@@ -195,11 +202,20 @@ class ScriptedChannel:
         await self._send("GET VARIABLE", name)
         return self.variables.get(name)
 
+    async def get_full_variable(self, expression: str, channel: str | None = None) -> str | None:
+        await self._send("GET FULL VARIABLE", expression, *([channel] if channel else []))
+        if channel not in (None, CHANNEL):
+            return None
+        return _VARIABLE.sub(lambda m: self.variables.get(m[1], ""), expression)
+
     async def exec(self, application: str, *args: str, timeout_s: float | None = None) -> int:
         """Run nothing: report it, and answer as the application would (``timeout_s``, how
         long a real call may wait for it, does not matter here)."""
         data = ",".join(args)
         await self._send("EXEC", application, *([data] if args else []))
+        if application.lower() == "read":
+            self._read(data)
+            return 0
         known = {name.lower(): name for name in STATUS_VARIABLES}
         name = known.get(application.lower())
         if name is not None:
@@ -223,6 +239,21 @@ class ScriptedChannel:
                 "exec", application=application, args=data, message=f"would run {application}"
             )
         return 0
+
+    def _read(self, data: str) -> None:
+        """Read's variable and READSTATUS from the next entry (see the module documentation)."""
+        variable, _, most, options = (data.split(",", 5) + [""] * 4)[:4]
+        if self._state is not SessionState.LIVE:
+            self.variables.update({variable: "", "READSTATUS": "HANGUP"})
+            return
+        terminator = re.search(r"t(?:\(([^)]*)\))?", options)
+        terminators = "#" if terminator is None else terminator[1] or ""
+        limit = int(most) if most.isdigit() and 1 <= int(most) <= 255 else 255
+        entry = self._script.popleft() if self._script else ""
+        end = next((i for i, key in enumerate(entry) if key in terminators), None)
+        typed = entry[:end][:limit]
+        status = "OK" if end is not None or len(typed) >= limit else "TIMEOUT"
+        self.variables.update({variable: typed, "READSTATUS": status})
 
     async def record_file(
         self,

@@ -444,3 +444,19 @@ async def test_the_same_nodes_answer_a_dry_runs_scripted_keys() -> None:
     ]
     assert result.variables == {"menu_choice": "1", "account": "5678"}
     assert 'STREAM FILE invalid ""' in result.commands
+
+
+async def test_a_dry_run_answers_read_like_get_data_with_its_terminator() -> None:
+    params = {**COLLECT, "terminator": "*", "max_attempts": 2, "invalid_prompt": "invalid"}
+    result = await dry_run(
+        compiled(single("collect", params, COLLECT_EXITS), node_registry()),
+        services=DryServices(),
+        digits=["12#4*", "5678"],
+    )
+    assert [(s.node, s.exit) for s in result.path] == [("n", "ok"), ("on_ok", "")]
+    assert result.variables == {"account": "5678"}
+    assert result.effects == ()
+    assert result.commands[:2] == (
+        "EXEC Read CALLCORE_read,enter-account,8,nt(*),,5",
+        "GET FULL VARIABLE ${READSTATUS},${CALLCORE_read}",
+    )
