@@ -23,20 +23,26 @@ from _ivr_db import (
     set_flow_emergency,
     set_global_emergency,
 )
+from aiohttp import web
+from cryptography.fernet import Fernet
 
 from callcore.agi.server import FastAGIServer
 from callcore.clock import Clock
 from callcore.config import AgiSettings
+from callcore.crypto import SecretCipher
 from callcore.events import Event, EventBus, Subscription
 from callcore.ivr import END, NEXT, CallContext, FlowEngine, Node
 from callcore.ivr.dry_services import DryServices
 from callcore.ivr.events import IVR_TOPIC, IvrCallEnded, IvrCallStarted, NodeEntered, NodeLeft
+from callcore.ivr.live_services import LiveServices
+from callcore.ivr.secrets import seal
 from callcore.ivr.service import FALLBACK_SOUND, IvrService
 from callcore.plugin_manager import PluginHost
 from callcore.runtime import open_runtime
 from callcore.sim.agi_channel import AGIChannel, Caller, CallRecord, PressDuring, run_agi_call
 from callcore.sim.ivr_fixtures import node_registry
 from callcore.sim.run import SimConfig, Simulator
+from callcore.testing import TEST_SECRET_KEY
 
 DID = "+33123456789"
 OTHER_DID = "+33999999999"
@@ -549,6 +555,59 @@ async def test_a_published_flow_that_no_longer_validates_is_refused_with_the_mes
     # The service keeps serving: the next call on a sound flow runs.
     await publish(ivr.pool, flow, say("repaired"))
     assert played(await inbound(sim, DID)) == ["repaired"]
+
+
+async def secret_flow(ivr: Ivr, cipher: SecretCipher, url: str) -> int:
+    """A published flow whose webhook sends a secret header, stored as the flows API stores it
+    (the graph masked, the value encrypted beside it)."""
+    headers = {"Authorization": "Bearer s3cret"}
+    flow_graph = graph(
+        "crm",
+        [("crm", "webhook", {"url": url, "secret_headers": headers}), ("bye", "hangup", {})],
+        [("crm", name, "bye") for name in ("ok", "error", "timeout")],
+    )
+    sealed, secrets, problems = seal(flow_graph, ivr.service.nodes, cipher, {})
+    assert problems == [] and "s3cret" not in str(sealed)
+    flow = await add_flow(ivr.pool, "crm", sealed)
+    await ivr.pool.execute(
+        "UPDATE flow_versions SET secrets = $2 WHERE flow_id = $1", flow, secrets
+    )
+    await add_did(ivr.pool, DID, flow)
+    return flow
+
+
+async def test_only_the_engine_opens_a_secret_and_the_webhook_sends_it(ivr, sim, aiohttp_server):
+    seen: list[str | None] = []
+
+    async def lookup(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/lookup", lookup)
+    crm = await aiohttp_server(app, host="127.0.0.1")
+    cipher = SecretCipher(Fernet(TEST_SECRET_KEY))
+    live = LiveServices(ivr.pool)
+    try:
+        ivr.services.ivr = IvrService(
+            ivr.pool, node_registry(TEST_NODES), live, bus=ivr.bus, cipher=cipher
+        )
+        flow = await secret_flow(ivr, cipher, f"http://127.0.0.1:{crm.port}/lookup")
+        await inbound(sim, DID)
+        assert seen == ["Bearer s3cret"]
+        # A node without the key (or with another one) cannot run the flow: the caller hears
+        # the fallback message and the record says why.
+        ivr.services.ivr = IvrService(ivr.pool, node_registry(TEST_NODES), live, bus=ivr.bus)
+        assert played(await inbound(sim, DID)) == [FALLBACK_SOUND]
+    finally:
+        await live.close()
+    assert seen == ["Bearer s3cret"]
+    rows = await ivr_calls(ivr.pool)
+    assert [(row["flow_id"], row["outcome"]) for row in rows] == [
+        (flow, "completed"),
+        (flow, "error"),
+    ]
+    assert "secrets cannot be opened" in rows[1]["error"]
 
 
 async def test_the_runtimes_fastagi_server_serves_the_ivr_routes(callcore_settings, sim_clock):
