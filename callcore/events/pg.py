@@ -40,7 +40,7 @@ MAX_PAYLOAD_BYTES = 7999
 """PostgreSQL refuses NOTIFY payloads of 8000 bytes or more (in its default build)."""
 
 _BATCH = 500
-DEFAULT_LINGER = 0.005
+DEFAULT_LINGER = 0.02
 """Seconds the first queued event waits for more (see :class:`PgEventBridge`)."""
 _REMEMBERED_IDS = 10_000
 _FLUSH_TIMEOUT = 5.0
