@@ -152,3 +152,25 @@ def without_secrets(
             node = {**node, "params": {k: v for k, v in params.items() if k not in dropped}}
         nodes.append(node)
     return {**graph, "nodes": nodes}, omitted
+
+
+def in_secrets(
+    problems: list[GraphProblem], graph: dict[str, Any], registry: NodeRegistry
+) -> list[GraphProblem]:
+    """The problems of ``graph`` that lie in a secret param: the flows API refuses such a value
+    rather than store it, since nobody could see it to fix it afterwards."""
+    secret_fields = {
+        (node.get("id"), f"params/{name}")
+        for node in graph["nodes"]
+        if node.get("type") in registry
+        for name in secret_params(registry[node["type"]])
+    }
+    return [
+        problem
+        for problem in problems
+        if problem.field is not None
+        and any(
+            (problem.node, problem.field.rsplit("/", n)[0]) in secret_fields
+            for n in range(problem.field.count("/"))
+        )
+    ]

@@ -20,8 +20,7 @@ from aiohttp import web
 
 from callcore.db import flows as flow_store
 from callcore.ivr.graph import GraphProblem, validate_graph
-from callcore.ivr.node import NodeRegistry, secret_params
-from callcore.ivr.secrets import seal
+from callcore.ivr.secrets import in_secrets, seal
 from callcore.web.api.ivr_flows import (
     FLOW_ID_PARAMETER,
     FLOW_REF,
@@ -157,28 +156,6 @@ def _version_number(request: web.Request) -> int:
     raise ProblemError(HTTPStatus.NOT_FOUND, detail=f"There is no version {raw!r}.")
 
 
-def secret_problems(
-    problems: list[GraphProblem], graph: dict[str, Any], registry: NodeRegistry
-) -> list[GraphProblem]:
-    """The problems of ``graph`` that lie in a secret param: such a value is refused rather
-    than stored, since nobody could see it to fix it afterwards."""
-    secret_fields = {
-        (node.get("id"), f"params/{name}")
-        for node in graph["nodes"]
-        if node.get("type") in registry
-        for name in secret_params(registry[node["type"]])
-    }
-    return [
-        problem
-        for problem in problems
-        if problem.field is not None
-        and any(
-            (problem.node, problem.field.rsplit("/", n)[0]) in secret_fields
-            for n in range(problem.field.count("/"))
-        )
-    ]
-
-
 async def sealed_for_storage(
     request: web.Request, graph: dict[str, Any], previous: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], list[GraphProblem]]:
@@ -188,7 +165,7 @@ async def sealed_for_storage(
     registry = node_registry(request)
     problems = validate_graph(graph, registry)
     sealed, secrets, unkept = seal(graph, registry, request.app[RUNTIME].cipher, previous)
-    refused = secret_problems(problems, graph, registry) + unkept
+    refused = in_secrets(problems, graph, registry) + unkept
     if refused:
         raise graph_refused(
             refused, "A secret param is invalid or has no value: nothing was saved.", request
