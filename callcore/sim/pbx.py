@@ -1011,7 +1011,10 @@ class PBX:
     async def _ring_member(
         self, queue: Queue, chan: Channel, member: Member, joined: float
     ) -> bool:
-        """Ring one member for the queue's timeout; True when the call was answered and done."""
+        """Ring one member for the queue's timeout; True when the call was answered and done.
+        The caller hanging up meanwhile ends the ring at once (DialEnd CANCEL, then the
+        abandon), as app_queue's wait_for_answer does: modelled from its source, no capture
+        has a caller leaving during a ring."""
         one, two = self.local_pair(
             member.interface,
             application="AppQueue",
@@ -1054,11 +1057,14 @@ class PBX:
             )
 
         one.on_ringing = ringing
+        chan.progress = one.progress  # the caller hanging up ends the ring at once, as in Dial
         self.start(two)
         try:
             outcome = await self.clock.wait_for(asyncio.shield(one.progress), queue.timeout)
         except TimeoutError:
             outcome = "timeout"
+        finally:
+            chan.progress = None
         ring_ms = str(round((self.clock.monotonic() - rang) * 1000))
         if outcome != "answer" or not chan.alive or chan.hanging_up:
             if outcome == "timeout":

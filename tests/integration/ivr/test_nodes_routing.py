@@ -314,6 +314,23 @@ async def test_caller_hanging_up_while_waiting_ends_the_call_in_the_queue(ivr_ca
     assert run.record.variables["ABANDONED"] == "TRUE"
 
 
+async def test_caller_hanging_up_while_a_member_rings_ends_the_ring_at_once(
+    ivr_call, sim_clock: Clock
+) -> None:
+    # agent2 never answers; each ring would last 60 s: the hang-up 4 s in must not wait for it
+    ringing = QueueConfig(
+        "ringing", timeout=60.0, members=(MemberConfig("Local/agent2@agents/n", "Two"),)
+    )
+    started = sim_clock.monotonic()
+    run: IvrRun = await ivr_call(
+        queue_flow({"queue": "ringing"}), Caller(hangup_at=4.0), simulator=queue_pbx(ringing)
+    )
+    assert run.result.outcome is Outcome.HANGUP
+    assert run.result.last_node == "queue"
+    assert run.record.variables["ABANDONED"] == "TRUE"
+    assert sim_clock.monotonic() - started < 30.0
+
+
 async def test_announce_position_with_nobody_ahead(ivr_call) -> None:
     run: IvrRun = await ivr_call(
         queue_flow({"queue": "support", "announce_position": True}), simulator=queue_pbx()
