@@ -29,8 +29,10 @@ async def serve_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         writer.close()
 
 
-async def main() -> None:
-    server = await asyncio.start_server(serve_call, HOST, 0)
+async def main(backlog: int) -> None:
+    # The listen queue callcore's server has (its max_sessions): a burst of connects is not
+    # dropped by one and kept by the other.
+    server = await asyncio.start_server(serve_call, HOST, 0, backlog=backlog)
 
     async def close() -> None:
         server.close()
@@ -45,4 +47,4 @@ if __name__ == "__main__":
     parser.add_argument("--max-sessions", type=int, default=10_000)
     args = parser.parse_args()
     raise_fd_limit(args.max_sessions)
-    run_on(args.loop, main)
+    run_on(args.loop, lambda: main(args.max_sessions))
