@@ -1,8 +1,9 @@
-"""The IVR benchmark still runs against the product.
+"""The benchmarks still run against the product.
 
-Not a benchmark (no figure is judged here): ``_ivr_trace.py`` wraps server internals
-(``AGISession.__init__`` and ``deliver``, ``FastAGIServer._serve``) to time the engine, so a
-change to those must not silently break the benchmark's measurements.
+Not benchmarks (no figure is judged here): ``_ivr_trace.py`` wraps server internals
+(``AGISession.__init__`` and ``deliver``, ``FastAGIServer._serve``) to time the engine, and
+``agi_bench.py`` serves its script through the typed ``AGISession`` methods and a plugin's
+route, so a change to those must not silently break the benchmarks' measurements.
 """
 
 import json
@@ -14,22 +15,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_ivr_benchmark_runs_and_traces_every_call():
+def run_benchmark(*args: str) -> dict:
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "ivr_bench.py"),
-            "--quick",
-            "--scenario",
-            "paced",
-        ],
+        [sys.executable, *args],
         capture_output=True,
         timeout=600,
         check=False,
         env=os.environ.copy(),
     )
     assert done.returncode == 0, done.stderr.decode()[-3000:]
-    figures = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_the_agi_benchmark_runs_every_call_of_callcore_and_the_bare_server():
+    figures = run_benchmark(
+        str(ROOT / "benchmarks" / "agi_bench.py"),
+        "--quick",
+        "--only",
+        "callcore/uvloop",
+        "bare/uvloop",
+    )
+    assert figures["ratio_vs_bare"] > 0
+    for scenario in ("closed_low", "closed_high", "paced_low", "paced_high"):
+        for setup in ("callcore/uvloop", "bare/uvloop"):
+            run = figures["scenarios"][scenario]["results"][setup]
+            assert run["errors"] == 0 and run["server_log_lines"] == 0, (scenario, setup, run)
+            assert run["commands"] > 0, (scenario, setup)
+    assert figures["targets"]["paced_high_no_error"] is True
+
+
+def test_the_ivr_benchmark_runs_and_traces_every_call():
+    figures = run_benchmark(
+        str(ROOT / "benchmarks" / "ivr_bench.py"), "--quick", "--scenario", "paced"
+    )
     assert figures["targets"]["no_call_lost_or_stuck"] is True
     for setup in ("engine", "plain"):
         paced = figures["paced"][setup]
