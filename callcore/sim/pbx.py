@@ -929,7 +929,7 @@ class PBX:
                 await chan.wait(min(queue.retry, max(deadline - self.clock.monotonic(), 0)))
             self._leave(queue, chan)
             return "TIMEOUT"
-        except _Hangup:
+        except (_Hangup, _Redirect):  # app_queue sees an async goto as a soft hang-up
             self._abandon(queue, chan, joined)
             raise
 
@@ -1098,7 +1098,9 @@ class PBX:
         ring_ms: str,
     ) -> bool:
         """An answered queue call. Not captured: AgentConnect, AgentComplete and the bridge
-        follow Asterisk's documentation of those events (keys and order)."""
+        follow Asterisk's documentation of those events (keys and order; AgentComplete's
+        Reason ``caller``, ``agent``, or ``transfer`` when the caller is redirected away, the
+        agent's leg then hung up)."""
         self.set_state(one, UP)
         self.emit("DialEnd", CALL, [*chan.fields(), *one.fields("Dest"), ("DialStatus", "ANSWER")])
         hold = self.clock.monotonic() - joined
@@ -1122,6 +1124,7 @@ class PBX:
         talk_start = self.clock.monotonic()
         chan._wake.clear()
         ended_by = "agent"
+        redirected: _Redirect | None = None
         try:
             while one.alive and not one.hanging_up:
                 if one._signal is not None:
@@ -1129,6 +1132,8 @@ class PBX:
                 await chan.wait(0.5)
         except _Hangup:
             ended_by = "caller"
+        except _Redirect as signal:  # the caller moved elsewhere (a supervisor's transfer)
+            ended_by, redirected = "transfer", signal
         talk = self.clock.monotonic() - talk_start
         for party in (chan, one):
             self.leave_bridge(bridge, party)
@@ -1156,6 +1161,8 @@ class PBX:
         member.last_call = int(self.started + self.clock.monotonic())
         self.member_event("QueueMemberStatus", member)
         chan.check()
+        if redirected is not None:
+            raise redirected
         return True
 
     # -- lifecycle -----------------------------------------------------------------------------

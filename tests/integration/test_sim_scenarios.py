@@ -204,3 +204,111 @@ async def test_fixtures_drive_a_handler_and_a_simulator(
         await client.wait_ready(timeout=10)
         pong = await client.action("Ping")
     assert pong["Ping"] == "Pong"
+
+
+async def hang_up(
+    client: AMIClient, clock: ScaledClock, events: list[Message], channel: str
+) -> None:
+    """End a call a test left running, and wait for its Hangup: nothing outlives the test."""
+    await client.action("Hangup", {"Channel": channel})
+    for _ in range(40):
+        if any(e.name == "Hangup" and e["Channel"] == channel for e in events):
+            return
+        await clock.sleep(0.25)
+    raise AssertionError(f"{channel} did not hang up")
+
+
+async def test_a_caller_redirected_out_of_a_queue_leaves_it() -> None:
+    """An AMI Redirect of a waiting caller ends its Queue() as a hang-up would (app_queue sees
+    the async goto as a soft hang-up): abandoned, and no longer counted among the callers."""
+    clock = ScaledClock(FACTOR)
+    async with Simulator(SimConfig(), clock=clock, seed=3) as sim:
+        events: list[Message] = []
+        client = client_for(sim, clock, resync_actions=())
+        client.on_event(lambda event: events.append(event.fields))
+        async with client:
+            await client.wait_ready(timeout=10)
+            await client.action(
+                "Originate",
+                {
+                    "Channel": "Local/s@caller",
+                    "Context": "queue-direct",
+                    "Exten": "sales",  # agent2 never answers
+                    "Priority": 1,
+                    "Async": "true",
+                },
+            )
+            for _ in range(200):
+                joined = next((e for e in events if e.name == "QueueCallerJoin"), None)
+                if joined is not None:
+                    break
+                await clock.sleep(0.25)
+            assert joined is not None
+            await client.action(
+                "Redirect",
+                {"Channel": joined["Channel"], "Context": "park-wait", "Exten": "s", "Priority": 1},
+            )
+            for _ in range(40):
+                if any(e.name == "QueueCallerAbandon" for e in events):
+                    break
+                await clock.sleep(0.25)
+            summary = await client.list_action("QueueSummary", {"Queue": "sales"})
+            await hang_up(client, clock, events, joined["Channel"])
+    abandoned = [e for e in events if e.name == "QueueCallerAbandon"]
+    assert [e["Channel"] for e in abandoned] == [joined["Channel"]]
+    assert summary.events[0].fields["Callers"] == "0"
+
+
+async def test_a_connected_queue_caller_redirected_away_completes_as_a_transfer() -> None:
+    """Redirecting the caller of an answered queue call (a supervisor's transfer): the bridge
+    breaks, AgentComplete says ``transfer``, the agent's leg hangs up and the caller goes on
+    in the Redirect's context."""
+    clock = ScaledClock(FACTOR)
+    async with Simulator(SimConfig(), clock=clock, seed=2) as sim:
+        events: list[Message] = []
+        client = client_for(sim, clock, resync_actions=())
+        client.on_event(lambda event: events.append(event.fields))
+        async with client:
+            await client.wait_ready(timeout=10)
+            await client.action(
+                "Originate",
+                {
+                    "Channel": "Local/s@caller",
+                    "Context": "queue-direct",
+                    "Exten": "support",  # agent1 answers after 1.5 s and talks 4.5 s
+                    "Priority": 1,
+                    "Async": "true",
+                },
+            )
+            for _ in range(200):
+                connected = next((e for e in events if e.name == "AgentConnect"), None)
+                if connected is not None:
+                    break
+                await clock.sleep(0.25)
+            assert connected is not None
+            await client.action(
+                "Redirect",
+                {
+                    "Channel": connected["Channel"],
+                    "Context": "park-wait",
+                    "Exten": "s",
+                    "Priority": 1,
+                },
+            )
+            for _ in range(40):
+                if any(e.name == "AgentComplete" for e in events):
+                    break
+                await clock.sleep(0.25)
+            await hang_up(client, clock, events, connected["Channel"])
+    complete = next(e for e in events if e.name == "AgentComplete")
+    assert complete["Reason"] == "transfer"
+    after = events[events.index(complete) :]
+    assert any(e.name == "Hangup" and e["Channel"] == connected["DestChannel"] for e in after), (
+        "the agent's leg hangs up"
+    )
+    assert any(
+        e.name == "Newexten"
+        and e["Channel"] == connected["Channel"]
+        and e["Context"] == "park-wait"
+        for e in events
+    ), "the caller goes on where it was sent"
