@@ -155,7 +155,7 @@ async def import_flow(request: web.Request) -> web.Response:
             errors=[field_error(pointer, message) for pointer, message in messages],
         )
     name, description = document["name"], document.get("description", "")
-    graph, secrets, problems = await sealed_for_storage(request, graph, {})
+    graph, secrets, problems = sealed_for_storage(request, graph, {})
     async with flow_transaction(request) as write:
         flow_id = await flow_store.insert_flow(
             write.conn, name, description, graph, user_id(request), secrets

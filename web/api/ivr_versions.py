@@ -156,7 +156,7 @@ def _version_number(request: web.Request) -> int:
     raise ProblemError(HTTPStatus.NOT_FOUND, detail=f"There is no version {raw!r}.")
 
 
-async def sealed_for_storage(
+def sealed_for_storage(
     request: web.Request, graph: dict[str, Any], previous: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], list[GraphProblem]]:
     """``graph`` with masks in place of its secrets, the secrets encrypted, and its problems;
@@ -182,7 +182,7 @@ async def save_draft(request: web.Request) -> web.Response:
         draft = before["draft"]
         working, _ = await working_graph(write.conn, before)
         previous = await flow_store.version_secrets(write.conn, flow_id, working)
-        graph, secrets, problems = await sealed_for_storage(request, graph, previous)
+        graph, secrets, problems = sealed_for_storage(request, graph, previous)
         if draft is None or draft["graph"] != graph or previous != secrets:
             number = await flow_store.save_draft(
                 write.conn, flow_id, graph, user_id(request), secrets
