@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 
 from callcore.agi.session import AGISession, SessionState
 from callcore.ami.client import AMIClient, Backoff, ConnectionState
@@ -109,6 +110,21 @@ async def test_inbound_call_runs_the_did_route_with_the_callers_digits() -> None
     assert [e["Value"] for e in trunk if e.name == "VarSet" and e["Variable"] == "CHOICE"] == ["42"]
 
 
+async def call_queue(client: AMIClient, queue: str, **fields: str) -> None:
+    """A caller (Local/s@caller) sent into ``queue`` through the queue-direct context."""
+    await client.action(
+        "Originate",
+        {
+            "Channel": "Local/s@caller",
+            "Context": "queue-direct",
+            "Exten": queue,
+            "Priority": 1,
+            "Async": "true",
+            **fields,
+        },
+    )
+
+
 async def test_queue_call_answered_by_an_agent() -> None:
     """support's member agent1 rings 1.5 s, answers, talks 4.5 s (the captures' dialplan); the
     connect/complete events are modelled from Asterisk's documentation."""
@@ -119,17 +135,7 @@ async def test_queue_call_answered_by_an_agent() -> None:
         client.on_event(lambda event: events.append(event.fields))
         async with client:
             await client.wait_ready(timeout=10)
-            await client.action(
-                "Originate",
-                {
-                    "Channel": "Local/s@caller",
-                    "Context": "queue-direct",
-                    "Exten": "support",
-                    "Priority": 1,
-                    "Async": "true",
-                    "CallerID": '"Queue Caller" <5550001>',
-                },
-            )
+            await call_queue(client, "support", CallerID='"Queue Caller" <5550001>')
             for _ in range(200):
                 if any(e.name == "AgentComplete" for e in events):
                     break
@@ -206,100 +212,67 @@ async def test_fixtures_drive_a_handler_and_a_simulator(
     assert pong["Ping"] == "Pong"
 
 
-async def hang_up(
-    client: AMIClient, clock: ScaledClock, events: list[Message], channel: str
-) -> None:
-    """End a call a test left running, and wait for its Hangup: nothing outlives the test."""
-    await client.action("Hangup", {"Channel": channel})
-    for _ in range(40):
-        if any(e.name == "Hangup" and e["Channel"] == channel for e in events):
-            return
+async def next_event(
+    clock: ScaledClock, events: list[Message], wanted: Callable[[Message], bool], seconds: float
+) -> Message:
+    """The first event ``wanted`` picks, waiting up to ``seconds`` of simulated time for it."""
+    for _ in range(round(seconds / 0.25)):
+        found = next((e for e in events if wanted(e)), None)
+        if found is not None:
+            return found
         await clock.sleep(0.25)
-    raise AssertionError(f"{channel} did not hang up")
+    raise AssertionError(f"no such event within {seconds} s")
 
 
-async def test_a_caller_redirected_out_of_a_queue_leaves_it() -> None:
-    """An AMI Redirect of a waiting caller ends its Queue() as a hang-up would (app_queue sees
-    the async goto as a soft hang-up): abandoned, and no longer counted among the callers."""
+async def redirected_queue_call(
+    queue: str, redirect_on: str, *, seed: int
+) -> tuple[list[Message], Message, Message]:
+    """A call into ``queue`` (queue-direct) whose caller is redirected to park-wait at the first
+    ``redirect_on`` event; the events, that event, and the queue's QueueSummary entry once the
+    call is over (the caller hung up by AMI, so nothing outlives the test)."""
     clock = ScaledClock(FACTOR)
-    async with Simulator(SimConfig(), clock=clock, seed=3) as sim:
+    async with Simulator(SimConfig(), clock=clock, seed=seed) as sim:
         events: list[Message] = []
         client = client_for(sim, clock, resync_actions=())
         client.on_event(lambda event: events.append(event.fields))
         async with client:
             await client.wait_ready(timeout=10)
+            await call_queue(client, queue)
+            seen = await next_event(clock, events, lambda e: e.name == redirect_on, 50)
+            caller = seen["Channel"]
             await client.action(
-                "Originate",
-                {
-                    "Channel": "Local/s@caller",
-                    "Context": "queue-direct",
-                    "Exten": "sales",  # agent2 never answers
-                    "Priority": 1,
-                    "Async": "true",
-                },
+                "Redirect", {"Channel": caller, "Context": "park-wait", "Exten": "s", "Priority": 1}
             )
-            for _ in range(200):
-                joined = next((e for e in events if e.name == "QueueCallerJoin"), None)
-                if joined is not None:
-                    break
-                await clock.sleep(0.25)
-            assert joined is not None
-            await client.action(
-                "Redirect",
-                {"Channel": joined["Channel"], "Context": "park-wait", "Exten": "s", "Priority": 1},
+            await next_event(
+                clock,
+                events,
+                lambda e: e.name in ("QueueCallerAbandon", "AgentComplete"),
+                10,
             )
-            for _ in range(40):
-                if any(e.name == "QueueCallerAbandon" for e in events):
-                    break
-                await clock.sleep(0.25)
-            summary = await client.list_action("QueueSummary", {"Queue": "sales"})
-            await hang_up(client, clock, events, joined["Channel"])
+            summary = await client.list_action("QueueSummary", {"Queue": queue})
+            await client.action("Hangup", {"Channel": caller})
+            await next_event(
+                clock, events, lambda e: e.name == "Hangup" and e["Channel"] == caller, 10
+            )
+    return events, seen, summary.events[0].fields
+
+
+async def test_a_caller_redirected_out_of_a_queue_leaves_it() -> None:
+    """An AMI Redirect of a waiting caller ends its Queue() as a hang-up would (app_queue sees
+    the async goto as a soft hang-up): abandoned, and no longer counted among the callers."""
+    # sales: agent2 never answers
+    events, joined, summary = await redirected_queue_call("sales", "QueueCallerJoin", seed=3)
     abandoned = [e for e in events if e.name == "QueueCallerAbandon"]
     assert [e["Channel"] for e in abandoned] == [joined["Channel"]]
-    assert summary.events[0].fields["Callers"] == "0"
+    assert summary["Callers"] == "0"
 
 
 async def test_a_connected_queue_caller_redirected_away_completes_as_a_transfer() -> None:
     """Redirecting the caller of an answered queue call (a supervisor's transfer): the bridge
     breaks, AgentComplete says ``transfer``, the agent's leg hangs up and the caller goes on
     in the Redirect's context."""
-    clock = ScaledClock(FACTOR)
-    async with Simulator(SimConfig(), clock=clock, seed=2) as sim:
-        events: list[Message] = []
-        client = client_for(sim, clock, resync_actions=())
-        client.on_event(lambda event: events.append(event.fields))
-        async with client:
-            await client.wait_ready(timeout=10)
-            await client.action(
-                "Originate",
-                {
-                    "Channel": "Local/s@caller",
-                    "Context": "queue-direct",
-                    "Exten": "support",  # agent1 answers after 1.5 s and talks 4.5 s
-                    "Priority": 1,
-                    "Async": "true",
-                },
-            )
-            for _ in range(200):
-                connected = next((e for e in events if e.name == "AgentConnect"), None)
-                if connected is not None:
-                    break
-                await clock.sleep(0.25)
-            assert connected is not None
-            await client.action(
-                "Redirect",
-                {
-                    "Channel": connected["Channel"],
-                    "Context": "park-wait",
-                    "Exten": "s",
-                    "Priority": 1,
-                },
-            )
-            for _ in range(40):
-                if any(e.name == "AgentComplete" for e in events):
-                    break
-                await clock.sleep(0.25)
-            await hang_up(client, clock, events, connected["Channel"])
+    # support: agent1 answers after 1.5 s and talks 4.5 s
+    events, connected, _ = await redirected_queue_call("support", "AgentConnect", seed=2)
     complete = next(e for e in events if e.name == "AgentComplete")
     assert complete["Reason"] == "transfer"
     after = events[events.index(complete) :]
