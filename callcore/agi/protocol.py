@@ -359,23 +359,28 @@ class AGIHeaders:
                 number = key[8:]
                 if number.isascii() and number.isdigit():
                     numbered.append((int(number), values[key]))
-        script = values.get("agi_network_script", "")
-        path, _, query_string = script.partition("?")
+        path, _, query_string = values.get("agi_network_script", "").partition("?")
         query = (
-            {
-                key: tuple(items)
-                for key, items in parse_qs(query_string, keep_blank_values=True).items()
-            }
+            types.MappingProxyType(
+                {
+                    key: tuple(items)
+                    for key, items in parse_qs(query_string, keep_blank_values=True).items()
+                }
+            )
             if query_string
-            else {}
+            else _NO_QUERY
         )
         return cls(
             values=types.MappingProxyType(values),
-            args=tuple(value for _, value in sorted(numbered)),
+            args=tuple([value for _, value in sorted(numbered)]) if numbered else (),
             script_path=path.lstrip("/"),
             query_string=query_string,
-            query=types.MappingProxyType(query),
+            query=query,
         )
+
+
+_NO_QUERY: Final[Mapping[str, tuple[str, ...]]] = types.MappingProxyType({})
+"""The query of every header block whose script has none (read-only, so one is shared)."""
 
 
 @attrs.frozen(slots=True)
@@ -571,7 +576,8 @@ class AGIParser:
             return None  # a line without ": " (perhaps "key:value"): the line path reads it
         if len(values) != lines:
             return None  # a key sent twice
-        other_keys = values.keys() - ASTERISK_KEYS
+        # The usual block holds exactly Asterisk's keys: no other key to check.
+        other_keys = () if values.keys() == ASTERISK_KEYS else values.keys() - ASTERISK_KEYS
         for key in other_keys:
             if not key or key.strip() != key or ":" in key:
                 return None  # not a header line: the line-by-line path names it

@@ -68,7 +68,7 @@ class _Connection(asyncio.Protocol):
         self._parser = AGIParser()
         self.transport: asyncio.Transport | None = None
         self.session: AGISession | None = None
-        self.peer = "?"
+        self._peername: object = None
         self._timer: asyncio.TimerHandle | None = None
         self.handler: asyncio.Task[None] | None = None
         """The task serving the session (None when refused)."""
@@ -80,20 +80,28 @@ class _Connection(asyncio.Protocol):
         # A stream transport, but not always an asyncio.Transport instance: uvloop's TCPTransport
         # derives from none of asyncio's classes, so an isinstance check would refuse it.
         self.transport = transport = cast(asyncio.Transport, transport)
-        peername = transport.get_extra_info("peername")
-        host = peername[0] if isinstance(peername, tuple) else str(peername)
-        self.peer = f"{host}:{peername[1]}" if isinstance(peername, tuple) else host
+        self._peername = peername = transport.get_extra_info("peername")
         server = self._server
         if server._closing:
             transport.abort()  # accepted from the listen queue as the server closed
             return
-        if not server.allows(host):
+        if server._networks and not server.allows(
+            peername[0] if isinstance(peername, tuple) else str(peername)
+        ):
             server._refused_clients += 1
             logger.warning("AGI client refused peer=%s", self.peer, extra={"peer": self.peer})
             transport.abort()
             return
         server._connections.add(self)
         self._arm(server._loop.time() + server._header_timeout_wall)
+
+    @property
+    def peer(self) -> str:
+        """``host:port`` of the client, for logs (formatted only when a log line needs it)."""
+        peername = self._peername
+        if isinstance(peername, tuple):
+            return f"{peername[0]}:{peername[1]}"
+        return "?" if peername is None else str(peername)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -201,6 +209,7 @@ class _Connection(asyncio.Protocol):
             command_timeout=server.settings.command_timeout,
             clock=server.clock,
             services=server.services,
+            loop=server._loop,
         )
         self.session = session
         if self._timer is not None:
@@ -352,7 +361,7 @@ class FastAGIServer:
                 connection._arm(deadline)
 
     def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coroutine)
+        task = self._loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -145,12 +145,13 @@ class AGISession:
         command_timeout: float = 60.0,
         clock: Clock = REAL_CLOCK,
         services: object = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.headers = headers
         self.services = services
         """What the application gave the server for its handlers (a callcore node: its runtime)."""
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop() if loop is None else loop
         self._clock = clock
         self.command_timeout_wall = clock.to_wall(command_timeout)
         """``command_timeout`` in event-loop seconds."""
