@@ -52,6 +52,7 @@ import attrs
 
 from callcore.agi.errors import AGIError, AGIHangup
 from callcore.agi.protocol import COMMANDS, format_command
+from callcore.agi.read_args import ReadArgs
 from callcore.agi.session import (
     ChannelStatus,
     DataResult,
@@ -242,18 +243,15 @@ class ScriptedChannel:
 
     def _read(self, data: str) -> None:
         """Read's variable and READSTATUS from the next entry (see the module documentation)."""
-        variable, _, most, options = (data.split(",", 5) + [""] * 4)[:4]
+        read = ReadArgs.parse(data)
         if self._state is not SessionState.LIVE:
-            self.variables.update({variable: "", "READSTATUS": "HANGUP"})
+            self.variables.update({read.variable: "", "READSTATUS": "HANGUP"})
             return
-        terminator = re.search(r"t(?:\(([^)]*)\))?", options)
-        terminators = "#" if terminator is None else terminator[1] or ""
-        limit = int(most) if most.isdigit() and 1 <= int(most) <= 255 else 255
         entry = self._script.popleft() if self._script else ""
-        end = next((i for i, key in enumerate(entry) if key in terminators), None)
-        typed = entry[:end][:limit]
-        status = "OK" if end is not None or len(typed) >= limit else "TIMEOUT"
-        self.variables.update({variable: typed, "READSTATUS": status})
+        end = next((i for i, key in enumerate(entry) if key in read.terminators), None)
+        typed = entry[:end][: read.limit]
+        status = "OK" if end is not None or len(typed) >= read.limit else "TIMEOUT"
+        self.variables.update({read.variable: typed, "READSTATUS": status})
 
     async def record_file(
         self,

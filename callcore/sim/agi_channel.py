@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Final, Protocol
 
@@ -46,14 +45,12 @@ from callcore.agi.protocol import (
     format_usage,
     parse_command,
 )
+from callcore.agi.read_args import ReadArgs
 from callcore.clock import REAL_CLOCK, Clock
 
 SAMPLE_RATE: Final = 8000
 SAY_SECONDS_PER_CHARACTER: Final = 0.5
 DEFAULT_GET_DATA_TIMEOUT_MS: Final = 6000
-READ_TIMEOUTS: Final = (10.0, 5.0)
-"""Read's waits in seconds, for the first key and between keys, when its timeout is 0 or
-absent: the dialplan's ``TIMEOUT(response)`` and ``TIMEOUT(digit)`` defaults (main/pbx.c)."""
 VOICEMAIL_MAX_SECONDS: Final = 180.0
 """How long a voicemail message may last (callcore's default ``maxsecs`` per box)."""
 ALL_DIGITS: Final = "0123456789*#ABCD"
@@ -700,39 +697,32 @@ class AGIChannel:
         apps/app_read.c (no capture has it); like Read, it always answers 0. The prompt (one
         file) plays interrupted by any key, which counts; keys then come until a terminator
         (option ``t(keys)``, ``t()`` for none, ``#`` without the option), ``maxdigits`` keys
-        (1-255, else 255) or a silence of ``timeout`` seconds (else :data:`READ_TIMEOUTS`).
+        (1-255, else 255) or a silence of ``timeout`` seconds (else
+        :data:`~callcore.agi.read_args.READ_TIMEOUTS`).
         READSTATUS: ``OK`` (a terminator, even alone, or the most keys), ``TIMEOUT`` (the keys
         typed kept), ``HANGUP``, ``ERROR`` for a missing prompt (no wait). Read answers the
         channel unless option ``n``; ``attempts`` and the options ``s``, ``i``, ``e`` are not
         modelled."""
-        variable, prompt, most, options, _, timeout = (data.split(",", 5) + [""] * 6)[:6]
-        terminator = re.search(r"t(?:\(([^)]*)\))?", options)
-        terminators = "#" if terminator is None else terminator.group(1) or ""
-        limit = int(most) if most.isdigit() and 1 <= int(most) <= 255 else 255
-        try:
-            seconds = float(timeout or 0)
-        except ValueError:
-            seconds = 0.0  # as atof() reads it
-        first, then = (seconds, seconds) if seconds > 0 else READ_TIMEOUTS
+        read = ReadArgs.parse(data)
         self.variables["READSTATUS"] = "ERROR"
         if self.dead:
-            self.variables.update({variable: "", "READSTATUS": "HANGUP"})
+            self.variables.update({read.variable: "", "READSTATUS": "HANGUP"})
             return
-        if "n" not in re.sub(r"\(.*?\)", "", options):
+        if read.answers:
             self.answered = True
-        if prompt in self.caller.missing:
-            self.variables[variable] = ""
+        if read.prompt in self.caller.missing:
+            self.variables[read.variable] = ""
             return
-        status, digits = await self._read_keys(prompt, terminators, limit, first, then)
-        self.variables.update({variable: digits, "READSTATUS": status})
+        status, digits = await self._read_keys(read)
+        self.variables.update({read.variable: digits, "READSTATUS": status})
 
-    async def _read_keys(
-        self, prompt: str, terminators: str, limit: int, first: float, then: float
-    ) -> tuple[str, str]:
+    async def _read_keys(self, read: ReadArgs) -> tuple[str, str]:
         """Read's READSTATUS and keys (ast_app_getdata_terminator, then ast_readstring)."""
+        terminators, limit = read.terminators, read.limit
+        first, then = read.silences
         outcome, digit = "", None
-        if prompt:
-            outcome, digit, _ = await self._play(prompt, ALL_DIGITS)
+        if read.prompt:
+            outcome, digit, _ = await self._play(read.prompt, ALL_DIGITS)
         digits, wait = "", first
         waiting = False  # the prompt has ended (or was interrupted): silence now times out
         while True:
