@@ -24,6 +24,16 @@ class OutboundTrunk:
     dial_prefix: str
 
 
+_CALLBACK_LIST = (
+    "SELECT id FROM contact_lists WHERE campaign_id = $1 AND active ORDER BY id LIMIT 1"
+)
+
+
+async def callback_list_id(conn: asyncpg.Connection, campaign_id: int) -> int | None:
+    """The contact list a callback for the campaign goes into (:func:`insert_callback`), if any."""
+    return await conn.fetchval(_CALLBACK_LIST, campaign_id)  # type: ignore[no-any-return]
+
+
 async def insert_callback(
     conn: asyncpg.Connection,
     campaign_id: int,
@@ -35,9 +45,7 @@ async def insert_callback(
     id); its id, or None when the campaign has no active list (then nothing is written)."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         "INSERT INTO leads (list_id, phone_number, status, next_attempt_at, custom_fields) "
-        "SELECT id, $2, 'callback', $3, $4 FROM contact_lists "
-        "WHERE campaign_id = $1 AND active ORDER BY id LIMIT 1 "
-        "RETURNING id",
+        f"SELECT id, $2, 'callback', $3, $4 FROM ({_CALLBACK_LIST}) AS list RETURNING id",
         campaign_id,
         number,
         at,

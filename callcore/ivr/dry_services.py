@@ -2,9 +2,10 @@
 
 Every call is appended to :attr:`DryServices.effects` as an :class:`Effect` (``http``,
 ``callback``…) and answered with a plausible result: a webhook answers ``ok`` with the JSON the
-caller scripted for its URL (``{}`` by default), a callback gets no id, an external number is
-routed through a trunk named ``dry-run`` unless a refusal is scripted (both are recorded as an
-``external_route`` effect).
+caller scripted for its URL (``{}`` by default), a callback is stored (:data:`DRY_RUN_LEAD`) when
+its campaign has a contact list to take it (:meth:`DryServices.callback_list`; none scripted by
+default), an external number is routed through a trunk named ``dry-run`` unless a refusal is
+scripted (both are recorded as an ``external_route`` effect).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from callcore.ivr.context import ExternalRoute, HttpResult
+
+DRY_RUN_LEAD: Final = 0
+"""The lead id a callback gets in a dry run, where none is stored (real ids start at 1)."""
 
 
 @attrs.frozen
@@ -41,6 +45,8 @@ class DryServices:
     """External numbers to refuse, with the reason."""
     agents: Mapping[int, str] = attrs.field(factory=dict)
     """User id -> dial string of their phone."""
+    callback_lists: Mapping[int, int] = attrs.field(factory=dict)
+    """Campaign id -> the contact list its callbacks would go into."""
     effects: list[Effect] = attrs.field(factory=list)
 
     def now(self) -> datetime:
@@ -55,13 +61,24 @@ class DryServices:
     async def request_callback(
         self, campaign_id: int, number: str, at: datetime, note: str, fields: Mapping[str, str]
     ) -> int | None:
-        self.effects.append(
-            Effect(
-                "callback",
-                {"campaign_id": campaign_id, "number": number, "at": at.isoformat(), "note": note},
-            )
-        )
-        return None
+        """Say the callback would be stored, or why not, as the live service would decide."""
+        list_id = await self.callback_list(campaign_id)
+        detail: dict[str, Any] = {
+            "campaign_id": campaign_id,
+            "number": number,
+            "at": at.isoformat(),
+            "note": note,
+        }
+        if list_id is None:
+            detail["refused"] = f"campaign {campaign_id} has no active contact list"
+        else:
+            detail["list_id"] = list_id
+        self.effects.append(Effect("callback", detail))
+        return None if list_id is None else DRY_RUN_LEAD
+
+    async def callback_list(self, campaign_id: int) -> int | None:
+        """The contact list a callback for ``campaign_id`` would go into, if any."""
+        return self.callback_lists.get(campaign_id)
 
     @contextlib.asynccontextmanager
     async def external_route(self, number: str) -> AsyncIterator[ExternalRoute]:

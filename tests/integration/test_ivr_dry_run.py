@@ -9,6 +9,7 @@ import attrs
 import pytest
 from _api_client import if_match, problem
 from _ivr_nodes import add_test_nodes, edge, node
+from _ivr_services_db import add_campaign
 from aiohttp import web
 
 from callcore.agi.errors import AGIHangup, AGIInjectionError
@@ -334,6 +335,45 @@ async def test_a_recording_is_reported_not_made(api, admin):
         'STREAM FILE leave-message ""',
         f"RECORD FILE callcore/recordings/{flow['id']}-dry-run-rec wav # 120000 0 BEEP",
     ]
+
+
+async def test_a_callback_is_reported_not_stored_on_the_branch_the_campaign_decides(api, admin):
+    """The campaign's contact lists are read (a callback goes into the first active one), so
+    the run takes the exit a live call would; no lead is written either way."""
+    pool = api.runtime.database.pool
+    listed, (_, active) = await add_campaign(pool, "Callbacks", [("2024", False), ("2025", True)])
+    unlisted, _ = await add_campaign(pool, "No list", [("closed", False)])
+    graph = {
+        "entry": "cb",
+        "nodes": [
+            node("cb", "callback", campaign_id=listed, note="from {did}"),
+            node("bye", "hangup"),
+            node("sorry", "hangup"),
+        ],
+        "edges": [edge("cb", "next", "bye"), edge("cb", "failed", "sorry")],
+    }
+    flow = await flow_with(api, admin, graph)
+    body = {"caller_id": "0612345678", "did": "+33123456789", "at": WEDNESDAY_MORNING}
+    stored = await run(api, admin, flow, **body)
+    assert steps(stored) == [("cb", "next"), ("bye", "")]
+    assert stored["effects"] == [
+        {
+            "kind": "callback",
+            "campaign_id": listed,
+            "number": "+33612345678",
+            "at": "2025-03-12T10:30:00+01:00",
+            "note": "from +33123456789",
+            "list_id": active,
+        }
+    ]
+    assert stored["variables"]["callback_id"] == "0"
+    other = {**graph, "nodes": [node("cb", "callback", campaign_id=unlisted), *graph["nodes"][1:]]}
+    refused = await run(api, admin, await flow_with(api, admin, other, "Other"), **body)
+    assert steps(refused) == [("cb", "failed"), ("sorry", "")]
+    [effect] = refused["effects"]
+    assert effect["refused"] == f"campaign {unlisted} has no active contact list"
+    assert "list_id" not in effect
+    assert await pool.fetchval("SELECT count(*) FROM leads") == 0
 
 
 async def test_what_cannot_run_is_refused(api, admin):

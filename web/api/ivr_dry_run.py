@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final
 
+import asyncpg
 import attrs
 from aiohttp import web
 
 from callcore.config import LANGUAGES
 from callcore.db import flows as flow_store
+from callcore.db.ivr_services import callback_list_id
 from callcore.ivr.context import HttpResult, Services
 from callcore.ivr.dry_run import DEFAULT_STATUSES, TIME_LIMIT, dry_run
 from callcore.ivr.dry_services import DryServices, Effect
@@ -176,14 +178,20 @@ REFUSED_HOST: Final = "not among ivr.webhook_allowed_hosts"
 
 @attrs.define
 class _DryRunServices(DryServices):
-    """Side effects recorded, not done; an agent's phone is looked up for real (a read)."""
+    """Side effects recorded, not done; an agent's phone and a campaign's contact list for
+    callbacks are looked up for real (reads)."""
 
     live: Services = attrs.field(kw_only=True)
+    pool: asyncpg.Pool = attrs.field(kw_only=True)
     allowed_hosts: Sequence[str] = attrs.field(kw_only=True, default=())
     """``ivr.webhook_allowed_hosts``: a webhook elsewhere is refused here as it would be live."""
 
     async def agent_endpoint(self, user_id: int) -> str | None:
         return await self.live.agent_endpoint(user_id)
+
+    async def callback_list(self, campaign_id: int) -> int | None:
+        async with self.pool.acquire() as conn:
+            return await callback_list_id(conn, campaign_id)
 
     async def http(
         self, method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout_s: float
@@ -257,6 +265,7 @@ async def dry_run_flow(request: web.Request) -> web.Response:
             for url, answer in body.get("webhooks", {}).items()
         },
         live=runtime.ivr.services,
+        pool=runtime.database.pool,
         allowed_hosts=runtime.settings.ivr.webhook_allowed_hosts,
     )
     result = await dry_run(
