@@ -12,13 +12,16 @@ class AnswerNode(Node):
     description = "Answer the call."
     category = "call"
     params_schema = {"type": "object", "properties": {}, "additionalProperties": False}
+    exit_labels = {NEXT: "Answered"}
 
     async def run(self, ctx: CallContext) -> str:
         await ctx.channel.answer()
         return NEXT
 
 
-translations = {"fr": {"Answer": "Décrocher", "Answer the call.": "Décroche l'appel."}}
+translations = {
+    "fr": {"Answer": "Décrocher", "Answer the call.": "Décroche l'appel.", "Answered": "Décroché"}
+}
 
 
 @callcore.hookimpl

@@ -1,16 +1,15 @@
 """What flow validation says about the params and exits of play, menu, collect, calendar,
-set_variable, condition, language and goto: every problem points at its node and field — and
-every string those nodes show in the editor has its French translation."""
+set_variable, condition, language and goto: every problem points at its node and field (their
+strings: test_node_strings.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from callcore.ivr import GraphProblem, compile_graph
-from callcore.plugin_manager import PluginHost
 from callcore.sim.ivr_fixtures import node_registry
 
 NODES = ("play", "menu", "collect", "calendar", "set_variable", "condition", "language", "goto")
@@ -208,25 +207,3 @@ def test_a_loop_through_a_menu_is_allowed_a_loop_of_conditions_is_not() -> None:
     assert compile_graph(loop("play"), REGISTRY)[1] == []
     spinning = compile_graph(loop("condition"), REGISTRY)[1]
     assert {p.code for p in spinning} == {"spinning_cycle"}
-
-
-def _msgids(schema: Mapping[str, Any]) -> Iterator[str]:
-    for key in ("title", "description"):
-        if isinstance(schema.get(key), str):
-            yield schema[key]
-    for value in schema.values():
-        if isinstance(value, Mapping):
-            yield from _msgids(value)
-
-
-def test_every_string_shown_in_the_editor_is_translated_into_french() -> None:
-    host = PluginHost()
-    host.load_builtins()
-    registry = host.ivr_nodes()
-    for node_type in NODES:
-        node = registry[node_type]
-        french = registry.translations(registry.owner(node_type))["fr"]
-        msgids = {node.label, node.description, *node.exit_labels.values()}
-        msgids |= set(_msgids(node.params_schema))
-        assert sorted(msgids - french.keys()) == [], node_type
-        assert node.category in ("media", "input", "logic", "routing"), node_type
