@@ -1,5 +1,5 @@
-"""The nodes that talk with the caller — play, menu, collect — on simulated calls through the
-real FastAGI server.
+"""The nodes that talk with the caller — answer, play, menu, collect — on simulated calls through
+the real FastAGI server.
 
 Every prompt lasts the simulated caller's default 1 s unless ``media`` says otherwise, and the
 clock runs at 50×. Each flow wires every exit of the node under test to a hangup node named
@@ -47,6 +47,28 @@ def stream(sound: str, escape: str = "") -> tuple[str, ...]:
 
 def wait(timeout_ms: int = 5000) -> tuple[str, ...]:
     return ("WAIT", "FOR", "DIGIT", str(timeout_ms))
+
+
+# -- answer ----------------------------------------------------------------------------------
+
+
+async def test_answer_picks_up_and_goes_on(ivr_call) -> None:
+    run: IvrRun = await ivr_call(single("answer", {}, ["next"]), Caller())
+    assert run.result.path == ("n", "on_next")
+    assert commands(run.record) == [("ANSWER",)]
+    assert run.record.replies[0] == b"200 result=0\n"
+
+
+@pytest.mark.parametrize("sighup", [True, False], ids=["hangup-line", "agisighup-no"])
+async def test_a_caller_gone_before_the_answer_ends_the_call_at_answer(
+    ivr_call, sighup: bool
+) -> None:
+    run: IvrRun = await ivr_call(
+        single("answer", {}, ["next"]), Caller(hangup_at=0.0, sighup=sighup)
+    )
+    assert run.result.outcome is Outcome.HANGUP
+    assert (run.result.last_node, run.result.path) == ("n", ("n",))
+    assert run.record.ended_by == "hangup"
 
 
 # -- play ------------------------------------------------------------------------------------

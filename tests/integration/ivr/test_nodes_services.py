@@ -183,6 +183,24 @@ async def test_slow_api_takes_timeout(ivr_call, services, crm) -> None:
     assert asyncio.get_running_loop().time() - started < 4.5  # not the 5 s the API takes
 
 
+async def test_a_caller_hanging_up_during_the_request_ends_the_call_at_the_next_prompt(
+    ivr_call, services, crm
+) -> None:
+    """The request runs its course and its exit is taken, as nodes that need no channel run
+    after a hang-up (docs/ivr.md, "Hang-ups"); the next node that needs the caller ends the
+    call there without sending anything."""
+    base, _ = crm
+    run: IvrRun = await ivr_call(
+        webhook_flow({"url": base + "/slow", "timeout_s": 0.5}),
+        Caller(hangup_at=1.0),  # 20 ms into the 500 ms the request waits
+        services=services,
+    )
+    assert run.result.outcome is Outcome.HANGUP
+    assert (run.result.last_node, run.result.path) == ("on_timeout", ("hook", "on_timeout"))
+    assert run.record.ended_by == "hangup"
+    assert run.record.commands == ()
+
+
 async def test_header_that_would_hold_a_line_break_is_not_sent(ivr_call, crm) -> None:
     base, seen = crm
     services = DryServices()
