@@ -3,13 +3,17 @@ a flow with the mouse (nodes dragged from the palette, exits dragged onto inputs
 forms generated from the nodes' JSON Schemas, publishes, routes a DID to it with the DID page's
 flow picker, and a simulated call to that DID follows the path drawn; a refused publication
 shows its problems on the nodes; two editors of one flow conflict instead of overwriting; a
-webhook's secret header is typed once and only its mask comes back."""
+webhook's secret header is typed once and only its mask comes back; a plugin's node type takes
+its place in the palette and on the canvas with no JS change, and the canvas zooms and pans."""
 
 import json
+import types
 
 import pytest
 from _browser import PASSWORD, log_in, serving
 
+import callcore
+from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.node import SECRET_MASK
 from callcore.sim.agi_channel import Caller, PressDuring
 from callcore.sim.run import SimConfig, Simulator
@@ -372,3 +376,105 @@ async def test_a_webhook_secret_is_typed_once_then_only_its_mask_comes_back(site
     await status_is(page, "Brouillon enregistré")
     assert await stored() == "Bearer s3cr3t"
     assert (await saved_draft(pool, "CRM"))["nodes"][0]["params"]["timeout_s"] == 3
+
+
+class Survey(Node):
+    """A third party's node: only Python, its schema and its French strings."""
+
+    name = "acme_survey"
+    label = "Satisfaction survey"
+    description = "Ask the caller to rate the call."
+    category = "input"
+    waits_for_caller = True
+    params_schema = {
+        "type": "object",
+        "required": ["question"],
+        "additionalProperties": False,
+        "properties": {
+            "question": {"type": "string", "title": "Question prompt", "pattern": "^[a-z0-9-]+$"},
+            "scale": {"type": "integer", "title": "Highest mark", "minimum": 2, "maximum": 9},
+        },
+    }
+    exit_labels = {"rated": "Rated", "no_answer": "No answer"}
+
+    def exits(self) -> tuple[str, ...]:
+        return ("rated", "no_answer")
+
+    async def run(self, ctx: CallContext) -> str:
+        mark = await ctx.channel.get_data(self.params["question"], 5000, 1)
+        return "rated" if mark.digits else "no_answer"
+
+
+def install_survey(runtime) -> None:
+    plugin = types.ModuleType("acme_survey")
+    plugin.translations = {
+        "fr": {
+            "Satisfaction survey": "Enquête de satisfaction",
+            "Ask the caller to rate the call.": "Demande à l’appelant de noter l’appel.",
+            "Question prompt": "Annonce de la question",
+            "Highest mark": "Note maximale",
+            "Rated": "Noté",
+            "No answer": "Sans réponse",
+        }
+    }
+
+    @callcore.hookimpl
+    def register_ivr_nodes(registry: NodeRegistry) -> None:
+        registry.add(Survey)
+
+    plugin.register_ivr_nodes = register_ivr_nodes
+    assert runtime.plugins.register(plugin, "acme_survey"), runtime.plugins.failures
+
+
+async def test_a_plugins_node_is_drawn_like_a_built_in_one_and_the_canvas_zooms_and_pans(
+    site, page
+):
+    base, runtime = site
+    install_survey(runtime)
+    await page.set_viewport_size(VIEWPORT)
+    await log_in(page, base)
+    await open_editor(page, base, "Survey")
+    item = page.get_by_test_id("palette-acme_survey")
+    assert (await item.text_content()).strip() == "Enquête de satisfaction"
+    survey = await drop(page, "acme_survey", 300, 200)
+    assert "Enquête de satisfaction" in await survey.locator(".ivr-node-head").text_content()
+    panel = await select(page, "acme_survey_1")
+    await panel.get_by_text("Note maximale").wait_for()
+    await panel.get_by_text("Annonce de la question").wait_for()
+    # Its exits come from the API once the params fit its schema (the question is required).
+    await panel.locator('[name="question"]').fill("rate-us")
+    await survey.locator('.output[title="Sans réponse"]').wait_for()
+    titles = [
+        await output.get_attribute("title") for output in await survey.locator(".output").all()
+    ]
+    assert titles == ["Noté", "Sans réponse"]
+
+    async def box():
+        return await survey.bounding_box()
+
+    async def changes(before, test):
+        for _ in range(50):
+            now = await box()
+            if test(before, now):
+                return now
+            await page.wait_for_timeout(20)
+        raise AssertionError(f"the node stayed at {now} (was {before})")
+
+    start = await box()
+    await page.locator("#ivr-zoom-in").click()
+    bigger = await changes(start, lambda a, b: b["width"] > a["width"] * 1.05)
+    await page.locator("#ivr-zoom-out").click()
+    await page.locator("#ivr-zoom-out").click()
+    await changes(bigger, lambda a, b: b["width"] < start["width"] * 0.95)
+    await page.locator("#ivr-zoom-reset").click()
+    reset = await changes(start, lambda a, b: abs(b["width"] - a["width"]) < 1)
+    # Pan: drag the empty canvas; the node moves with it.
+    canvas = await page.get_by_test_id("ivr-canvas").bounding_box()
+    x, y = canvas["x"] + 40, canvas["y"] + canvas["height"] - 40
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(x + 120, y - 60, steps=6)
+    await page.mouse.up()
+    moved = await box()
+    assert abs(moved["x"] - reset["x"] - 120) < 2 and abs(moved["y"] - reset["y"] + 60) < 2
+    assert (moved["width"], moved["height"]) == (reset["width"], reset["height"])
