@@ -4,17 +4,20 @@
 product: ``AGISession.__init__`` (the call's trace starts once its header block is parsed, and
 its transport is wrapped so each command's write is timestamped), ``AGISession.deliver`` (a
 reply's arrival), ``FastAGIServer._serve`` (the route handler's task: it marks the trace as the
-task's current one) and the node's ``services.http`` (each awaited webhook request); a
-``gc.callbacks`` hook times each collection of Python's cyclic garbage collector. From those:
+task's current one), the node's ``services.http`` (each awaited webhook request) and the
+database functions both set-ups await (:data:`DATABASE_CALLS`, each a pooled connection's
+query); a ``gc.callbacks`` hook times each collection of Python's cyclic garbage collector.
+From those:
 
 - the **engine time** of each transition between two AGI commands: from the reply's arrival to
-  the next command's write, minus the webhook time awaited in between. It is what the engine
-  (or the baseline's straight-line code) spends between the PBX's turns, including any wait for
-  the event loop and any garbage collection that ran meanwhile;
-- **set-up**: header block parsed to first command written (the DID's flow query, the
-  ``ivr_calls`` insert, the first node); **teardown**: last reply to the connection's close
-  (the ``ivr_calls`` update). Both are mostly awaited database time;
-- **webhook**: the time awaited in ``services.http``;
+  the next command's write, minus the webhook and database time awaited in between. It is
+  what the engine (or the baseline's straight-line code) spends between the PBX's turns,
+  including any wait for the event loop and any garbage collection that ran meanwhile;
+- **set-up**: header block parsed to first command written (routing, the call's context, the
+  first node), and **teardown**: last reply to the connection's close, both less the database
+  time awaited in them (the DID's flow query and the ``ivr_calls`` insert before, its update
+  after);
+- **webhook** and **database**: the time awaited in ``services.http`` and in each database call;
 - **gc**: the collector's pauses, which stop the event loop and so every call at once.
 
 Every figure comes in three readings: wall time; the server thread's CPU time over the same
@@ -37,12 +40,15 @@ from _agi_loadgen import percentile
 from callcore.agi.protocol import Reply
 from callcore.agi.server import FastAGIServer
 from callcore.agi.session import AGISession, Transport
+from callcore.db import flows as flow_store
 
 Stamp = tuple[float, float]
 """(wall ``perf_counter``, thread CPU ``thread_time``) seconds."""
 Interval = tuple[Stamp, Stamp]
 READINGS = ("", "cpu_", "net_")
 """Key prefixes of the three readings: wall time, CPU time, wall time less GC pauses."""
+DATABASE_CALLS = ("published_for_did", "published_flow", "start_call", "finish_call")
+"""The functions of :mod:`callcore.db.flows` a call awaits (``IvrService`` and the baseline)."""
 
 
 def stamp() -> Stamp:
@@ -69,13 +75,14 @@ def span(start: Stamp, end: Stamp, clock: int, excluded: Sequence[Interval] = ()
 class CallTrace:
     """Timestamps of one call, as the server saw it."""
 
-    __slots__ = ("closed", "done", "http", "replies", "started", "writes")
+    __slots__ = ("closed", "database", "done", "http", "replies", "started", "writes")
 
     def __init__(self) -> None:
         self.started = stamp()
         self.writes: list[Stamp] = []
         self.replies: list[Stamp] = []
         self.http: list[Interval] = []
+        self.database: list[Interval] = []
         self.closed: Stamp | None = None
         self.done: Stamp | None = None
 
@@ -157,7 +164,6 @@ class Tracer:
         init = AGISession.__init__
         deliver = AGISession.deliver
         serve = FastAGIServer._serve
-        http = services.http
 
         def traced_init(
             session: AGISession, headers: Any, transport: Transport, **options: Any
@@ -182,20 +188,13 @@ class Tracer:
             finally:
                 trace.done = stamp()
 
-        async def timed_http(*args: Any, **kwargs: Any) -> Any:
-            started = stamp()
-            try:
-                return await http(*args, **kwargs)
-            finally:
-                trace = CURRENT.get()
-                if trace is not None:
-                    trace.http.append((started, stamp()))
-
         gc.callbacks.append(self.pauses.callback)
         AGISession.__init__ = traced_init  # type: ignore[method-assign]
         AGISession.deliver = traced_deliver  # type: ignore[method-assign]
         FastAGIServer._serve = traced_serve  # type: ignore[method-assign]
-        services.http = timed_http
+        services.http = _awaited(services.http, "http")
+        for name in DATABASE_CALLS:
+            setattr(flow_store, name, _awaited(getattr(flow_store, name), "database"))
 
     def reset(self) -> None:
         """Forget what was traced so far (the warm-up calls)."""
@@ -204,11 +203,9 @@ class Tracer:
         self.pauses = Pauses()
         gc.callbacks.append(self.pauses.callback)
 
-    def measure(
-        self, begin: Stamp, end: Stamp, reading: str, webhooks: Sequence[Interval]
-    ) -> float:
-        """One span in one reading, less the ``webhooks`` awaited inside it."""
-        excluded = list(webhooks)
+    def measure(self, begin: Stamp, end: Stamp, reading: str, awaited: Sequence[Interval]) -> float:
+        """One span in one reading, less the webhook and database time ``awaited`` inside it."""
+        excluded = list(awaited)
         if reading == "net_":
             excluded += self.pauses.within(begin[0], end[0])
         return span(begin, end, 1 if reading == "cpu_" else 0, excluded)
@@ -225,22 +222,25 @@ class Tracer:
         gaps: dict[str, list[list[float]]] = {r: [[] for _ in transitions] for r in READINGS}
         calls: dict[str, list[float]] = {r: [] for r in READINGS}
         webhook: dict[str, list[float]] = {r: [] for r in READINGS}
+        database: dict[str, list[float]] = {r: [] for r in READINGS}
         setup: dict[str, list[float]] = {r: [] for r in READINGS}
         teardown: dict[str, list[float]] = {r: [] for r in READINGS}
         for t in complete:
             end = t.closed or t.done
             assert end is not None
+            awaited = t.http + t.database
             for r in READINGS:
                 spans = [
-                    self.measure(t.replies[k - 1], t.writes[k], r, t.http)
+                    self.measure(t.replies[k - 1], t.writes[k], r, awaited)
                     for k in range(1, commands)
                 ]
                 for values, value in zip(gaps[r], spans, strict=True):
                     values.append(value)
                 calls[r].append(sum(spans))
                 webhook[r].extend(self.measure(s, e, r, ()) for s, e in t.http)
-                setup[r].append(self.measure(t.started, t.writes[0], r, t.http))
-                teardown[r].append(self.measure(t.replies[-1], end, r, t.http))
+                database[r].extend(self.measure(s, e, r, ()) for s, e in t.database)
+                setup[r].append(self.measure(t.started, t.writes[0], r, awaited))
+                teardown[r].append(self.measure(t.replies[-1], end, r, awaited))
         per_transition = {
             label: {"nodes_entered": entered} | _spread({r: gaps[r][index] for r in READINGS})
             for index, (label, entered) in enumerate(transitions)
@@ -271,10 +271,27 @@ class Tracer:
                 {r: [c / nodes for c in values] for r, values in calls.items()}
             ),
             "webhook_ms": {"requests": len(webhook[""])} | _spread(webhook),
+            "database_ms": {"queries": len(database[""])} | _spread(database),
             "setup_ms": _spread(setup),
             "teardown_ms": _spread(teardown),
             "gc_pauses": self.pauses.by_generation(),
         }
+
+
+def _awaited(function: Any, kind: str) -> Any:
+    """``function`` (a coroutine function), each await of it kept in the current call's trace
+    as a ``kind`` (``http`` or ``database``) interval."""
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = stamp()
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            trace = CURRENT.get()
+            if trace is not None:
+                getattr(trace, kind).append((started, stamp()))
+
+    return timed
 
 
 def _spread(readings: Mapping[str, list[float]]) -> dict[str, Any]:

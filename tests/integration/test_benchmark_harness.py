@@ -55,5 +55,10 @@ def test_the_ivr_benchmark_runs_and_traces_every_call():
         # Per node divides each transition by the nodes it enters: never above per transition.
         assert 0 < paced["engine_node_p99_ms_worst"] <= paced["engine_transition_p99_ms_worst"]
         assert paced["engine_call_ms"]["p50_ms"] > 0, setup
-    transitions = figures["engine_time_paced"]["engine_per_transition"]
+    engine = figures["engine_time_paced"]
+    transitions = engine["engine_per_transition"]
     assert "answer > welcome (STREAM FILE)" in transitions
+    # Each traced call's three database round trips and its webhook request are timed apart.
+    assert engine["webhook_ms"]["requests"] > 0
+    assert engine["database_ms"]["queries"] == 3 * engine["webhook_ms"]["requests"]
+    assert engine["database_ms"]["p50_ms"] > 0
