@@ -47,6 +47,48 @@ def played(record: CallRecord) -> list[str]:
     return [command[2] for command in record.commands if command[:2] == ("STREAM", "FILE")]
 
 
+# -- a caller already gone ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("node_type", "params", "exit_name"),
+    [
+        ("calendar", OFFICE, "open"),
+        ("set_variable", {"name": "note", "value": "left", "channel": True}, "next"),
+        (
+            "condition",
+            {"rules": [{"variable": "caller_id", "operator": "starts_with", "value": "06"}]},
+            "true",
+        ),
+        ("language", {"language": "en"}, "next"),
+    ],
+)
+async def test_deciding_nodes_run_on_after_a_hang_up_and_the_next_prompt_ends_the_call(
+    ivr_call, node_type: str, params: dict[str, Any], exit_name: str
+) -> None:
+    """Nodes that need no live channel still run on a dead one (what a channel variable set
+    then is, Asterisk allows: agi-hup*.txt), so the call ends at the first node that needs the
+    caller — here the hangup node behind the exit taken — without it sending anything. A first
+    node sets a channel variable: its reply comes after the ``HANGUP`` line."""
+    exits = node_registry()[node_type](params, "n").exits()
+    flow = graph(
+        "first",
+        [
+            ("first", "set_variable", {"name": "seen", "value": "1", "channel": True}),
+            ("n", node_type, params),
+            *((f"on_{e}", "hangup", {}) for e in exits),
+        ],
+        [("first", "next", "n"), *(("n", e, f"on_{e}") for e in exits)],
+    )
+    run: IvrRun = await ivr_call(
+        flow, Caller(number="0612345678", hangup_at=0.0), services=DryServices(at=TUESDAY_10H)
+    )
+    assert run.result.outcome is Outcome.HANGUP
+    assert run.result.path == ("first", "n", f"on_{exit_name}")
+    assert run.result.last_node == f"on_{exit_name}"
+    assert ("HANGUP",) not in run.record.commands
+
+
 # -- calendar --------------------------------------------------------------------------------
 
 CALENDAR_EXITS = ["open", "closed", "holiday"]
