@@ -21,10 +21,16 @@ _LEADING_NUMBER: Final = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+
 _LEADING_INTEGER: Final = re.compile(r"\s*[+-]?\d+")
 
 
-def _c_number(text: str, pattern: re.Pattern[str]) -> float:
-    """What C's atof() / atoi() read: the number the text starts with, else 0."""
-    found = pattern.match(text)
+def _atof(text: str) -> float:
+    """What C's atof() reads: the number the text starts with, else 0."""
+    found = _LEADING_NUMBER.match(text)
     return float(found.group()) if found else 0.0
+
+
+def _atoi(text: str) -> int:
+    """What C's atoi() reads: the integer the text starts with, else 0."""
+    found = _LEADING_INTEGER.match(text)
+    return int(found.group()) if found else 0
 
 
 @attrs.frozen
@@ -47,14 +53,14 @@ class ReadArgs:
         """``data`` as EXEC passes it (comma-separated); what Read cannot read is its default."""
         variable, prompt, most, options, _, timeout = (data.split(",", 5) + [""] * 6)[:6]
         terminator = _TERMINATOR_OPTION.search(options)
-        most_keys = int(_c_number(most, _LEADING_INTEGER))
+        most_keys = _atoi(most)
         return cls(
             variable=variable,
             prompt=prompt,
             limit=most_keys if 1 <= most_keys <= 255 else 255,
             terminators="#" if terminator is None else terminator.group(1) or "",
             answers="n" not in _OPTION_ARGUMENTS.sub("", options),
-            timeout_s=max(_c_number(timeout, _LEADING_NUMBER), 0.0),
+            timeout_s=max(_atof(timeout), 0.0),
         )
 
     @property

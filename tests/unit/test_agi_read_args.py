@@ -35,7 +35,7 @@ def test_options(options: str, terminators: str, answers: bool) -> None:
     assert (read.terminators, read.answers) == (terminators, answers)
 
 
-@pytest.mark.parametrize("most", ["0", "256", "x", "-3", ""])
+@pytest.mark.parametrize("most", ["0", "256", "x", "-3", "", "9" * 400])
 def test_maxdigits_outside_1_to_255_is_255(most: str) -> None:
     assert ReadArgs.parse(f"v,p,{most}").limit == 255
 
