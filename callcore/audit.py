@@ -21,12 +21,16 @@ _SECRET_KEY = re.compile(
 )
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a key or an HTTP header named so holds a secret (``X-Api-Key``, ``password``)."""
+    return _SECRET_KEY.search(name) is not None
+
+
 def redact(value: Any) -> Any:
     """A copy of ``value`` with every secret-looking key's value replaced, at any depth."""
     if isinstance(value, Mapping):
         return {
-            key: REDACTED if _SECRET_KEY.search(str(key)) else redact(item)
-            for key, item in value.items()
+            key: REDACTED if looks_secret(str(key)) else redact(item) for key, item in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]

@@ -28,6 +28,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import callcore
+from callcore.audit import looks_secret
 from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.channel_io import VARIABLE_NAME, VARIABLE_PATTERN
 from callcore.ivr.patterns import whole
@@ -159,6 +160,13 @@ class WebhookNode(Node):
 
     @classmethod
     def param_problems(cls, params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        for name in params.get("headers", {}):
+            if looks_secret(name):  # plain headers are stored, exported and shown in clear
+                yield (
+                    f"headers/{name}",
+                    f"header {name} carries a credential: put it in secret_headers "
+                    "(stored encrypted, shown masked)",
+                )
         plain = {name.lower() for name in params.get("headers", {})}
         for name in params.get("secret_headers", {}):
             if name.lower() in plain:

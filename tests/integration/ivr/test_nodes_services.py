@@ -233,11 +233,18 @@ async def test_header_that_would_hold_a_line_break_is_not_sent(ivr_call, crm) ->
         (
             {
                 "url": "https://x.example/",
-                "headers": {"authorization": "a"},
-                "secret_headers": {"Authorization": "b"},
+                "headers": {"x-tenant": "a"},
+                "secret_headers": {"X-Tenant": "b"},
             },
-            "params/secret_headers/Authorization",
+            "params/secret_headers/X-Tenant",
         ),
+        # Credentials belong in secret_headers: plain headers are stored and shown in clear.
+        (
+            {"url": "https://x.example/", "headers": {"Authorization": "B"}},
+            "params/headers/Authorization",
+        ),
+        ({"url": "https://x.example/", "headers": {"X-Api-Key": "k"}}, "params/headers/X-Api-Key"),
+        ({"url": "https://x.example/", "headers": {"Cookie": "s=1"}}, "params/headers/Cookie"),
         ({"url": "https://crm.example/x", "results": {"9lives": "/a"}}, "params/results"),
     ],
 )
