@@ -247,6 +247,27 @@ def cmd_secret_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _rotate_secrets(settings: Settings) -> dict[str, int]:
+    from callcore.crypto import load_cipher
+    from callcore.db.runtime import open_database
+    from callcore.db.secret_rotation import rotate_secrets
+
+    cipher = load_cipher(settings)
+    async with open_database(settings) as database, database.pool.acquire() as conn:
+        return await rotate_secrets(conn, cipher, actor_label="callcore cli")
+
+
+def cmd_rotate_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    counts = asyncio.run(_rotate_secrets(settings))
+    for where, count in counts.items():
+        print(f"{where}: {count} re-encrypted")
+    print(
+        f"{sum(counts.values())} secrets now open with secret_key alone; "
+        "previous_secret_keys can be removed from every node"
+    )
+    return 0
+
+
 def _add_web_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port to listen on (default 8080)")
@@ -315,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     secret = commands.add_parser("secret-key", help="print a new key for CALLCORE_SECRET_KEY")
     secret.set_defaults(func=cmd_secret_key)
+    rotate = commands.add_parser(
+        "rotate-secrets",
+        help="re-encrypt every stored secret with secret_key (read with previous_secret_keys)",
+    )
+    rotate.set_defaults(func=cmd_rotate_secrets)
     return parser
 
 

@@ -196,6 +196,8 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: Secret | None = None
     secret_key: Secret | None = None
+    previous_secret_keys: tuple[Secret, ...] = ()
+    """Keys stored secrets may still be encrypted with while a key is rotated: read only."""
     language: str = attrs.field(default="fr", validator=_one_of(LANGUAGES))
     log_level: str = attrs.field(default="INFO", validator=_one_of(LOG_LEVELS))
     web: WebSettings = WebSettings()

@@ -2,7 +2,8 @@
 
 The key is a Fernet key. With the embedded database it is generated into the data directory on
 first start; with an external database every node must be given the same key, so start-up
-refuses to guess one.
+refuses to guess one. ``previous_secret_keys`` still decrypt (never encrypt) while a new key is
+rolled out, until ``callcore rotate-secrets`` has re-encrypted everything with the new one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from callcore.config import Secret, Settings
 from callcore.errors import ConfigError, ValidationError
@@ -35,8 +36,12 @@ def generate_key() -> str:
 
 def load_cipher(settings: Settings) -> SecretCipher:
     """Find the key the settings call for, generating it only where that is safe."""
+    previous = [
+        _checked(key.value, f"previous_secret_keys[{n}]")
+        for n, key in enumerate(settings.previous_secret_keys)
+    ]
     if settings.secret_key is not None:
-        return SecretCipher(_checked(settings.secret_key.value, "the settings"))
+        return SecretCipher(_checked(settings.secret_key.value, "the settings"), *previous)
     if not settings.embedded_database:
         raise ConfigError(
             "secret_key is required with an external database_url: set CALLCORE_SECRET_KEY "
@@ -48,14 +53,17 @@ def load_cipher(settings: Settings) -> SecretCipher:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(generate_key() + "\n")
-    return SecretCipher(_checked(path.read_text(encoding="ascii"), str(path)))
+    return SecretCipher(_checked(path.read_text(encoding="ascii"), str(path)), *previous)
 
 
 class SecretCipher:
-    """Encrypts and decrypts stored secrets; the plaintext only lives in the caller's hands."""
+    """Encrypts and decrypts stored secrets; the plaintext only lives in the caller's hands.
 
-    def __init__(self, fernet: Fernet) -> None:
-        self._fernet = fernet
+    ``fernet`` encrypts; it and each of ``previous`` decrypt.
+    """
+
+    def __init__(self, fernet: Fernet, *previous: Fernet) -> None:
+        self._fernet = MultiFernet([fernet, *previous])
 
     def encrypt(self, plaintext: str | Secret) -> bytes:
         value = plaintext.value if isinstance(plaintext, Secret) else plaintext
@@ -65,10 +73,20 @@ class SecretCipher:
         try:
             return Secret(self._fernet.decrypt(token).decode("utf-8"))
         except InvalidToken:
-            raise ValidationError(
-                "a stored secret cannot be decrypted with this secret_key "
-                "(was the key changed, or does another node use a different one?)"
-            ) from None
+            raise ValidationError(_UNREADABLE) from None
+
+    def rotate(self, token: bytes) -> bytes:
+        """``token`` encrypted again with the current key (it may be under a previous one)."""
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken:
+            raise ValidationError(_UNREADABLE) from None
 
     def __repr__(self) -> str:
         return "SecretCipher(<key hidden>)"
+
+
+_UNREADABLE = (
+    "a stored secret cannot be decrypted with this secret_key "
+    "(was the key changed, or does another node use a different one?)"
+)

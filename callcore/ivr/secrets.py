@@ -174,3 +174,24 @@ def in_secrets(
             for n in range(problem.field.count("/"))
         )
     ]
+
+
+def rotated(secrets: Mapping[str, Any], cipher: SecretCipher) -> tuple[Secrets, int]:
+    """A version's ``secrets`` with every token encrypted again with the cipher's current key
+    (``callcore rotate-secrets``), and how many tokens that was."""
+    count = 0
+
+    def again(token: str) -> str:
+        nonlocal count
+        count += 1
+        return cipher.rotate(token.encode("ascii")).decode("ascii")
+
+    return {
+        node: {
+            param: again(value)
+            if isinstance(value, str)
+            else {key: again(token) for key, token in value.items()}
+            for param, value in params.items()
+        }
+        for node, params in secrets.items()
+    }, count

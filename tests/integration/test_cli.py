@@ -7,46 +7,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import asyncpg
-import pytest
+from _cli import CALLCORE, free_port, run
 
 from callcore import __version__
 from callcore.auth.passwords import verify_password
-from callcore.crypto import generate_key
 from callcore.sim.agi_channel import run_agi_call
-
-CALLCORE = [sys.executable, "-m", "callcore.cli"]
-
-
-@pytest.fixture
-def cli_env(database_url, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCORE_")}
-    env.pop("DATABASE_URL", None)
-    env.update(
-        CALLCORE_DATABASE_URL=database_url,
-        CALLCORE_SECRET_KEY=generate_key(),
-        CALLCORE_DATA=str(tmp_path / "data"),
-        CALLCORE_AGI_PORT=str(free_port()),
-    )
-    return env
-
-
-def run(env, *args, timeout=60):
-    return subprocess.run(
-        [*CALLCORE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_health(url: str, process: subprocess.Popen, seconds: float) -> dict:

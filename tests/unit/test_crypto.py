@@ -46,3 +46,35 @@ def test_decrypting_with_another_key_is_a_clear_error(tmp_path):
     with pytest.raises(ValidationError, match="cannot be decrypted with this secret_key"):
         other.decrypt(one.encrypt("x"))
     assert "key" in repr(one) and generate_key() not in repr(one)
+
+
+def test_previous_keys_still_decrypt_and_never_encrypt(tmp_path):
+    old, new = generate_key(), generate_key()
+    env = {"CALLCORE_DATA": str(tmp_path), "DATABASE_URL": "postgresql://h/db"}
+    before = load_cipher(load_settings(env={**env, "CALLCORE_SECRET_KEY": old}))
+    token = before.encrypt("pin 1234")
+    during = load_cipher(
+        load_settings(
+            env={**env, "CALLCORE_SECRET_KEY": new, "CALLCORE_PREVIOUS_SECRET_KEYS": f" {old} ,"}
+        )
+    )
+    assert during.decrypt(token).value == "pin 1234"
+    after = load_cipher(load_settings(env={**env, "CALLCORE_SECRET_KEY": new}))
+    with pytest.raises(ValidationError):
+        after.decrypt(token)
+    assert after.decrypt(during.encrypt("x")).value == "x"  # new secrets: the new key
+    rotated = during.rotate(token)
+    assert after.decrypt(rotated).value == "pin 1234"
+    with pytest.raises(ValidationError, match="cannot be decrypted"):
+        after.rotate(token)
+
+
+def test_a_bad_previous_key_is_named_by_its_place(tmp_path):
+    env = {
+        "CALLCORE_DATA": str(tmp_path),
+        "CALLCORE_SECRET_KEY": generate_key(),
+        "CALLCORE_PREVIOUS_SECRET_KEYS": f"{generate_key()},hunter2",
+    }
+    with pytest.raises(ConfigError, match=r"previous_secret_keys\[1\] is not a Fernet key") as e:
+        load_cipher(load_settings(env=env))
+    assert "hunter2" not in str(e.value)
