@@ -20,7 +20,7 @@ from callcore import __version__
 from callcore.auth.passwords import generate_password
 from callcore.config import AmiServerSettings, Settings, WebSettings, load_settings
 from callcore.crypto import generate_key
-from callcore.errors import CallcoreError, ConfigError
+from callcore.errors import CallcoreError, ConfigError, ValidationError
 from callcore.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -158,6 +158,25 @@ async def _user_create(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_user_create(settings, args))
+    return 0
+
+
+async def _user_reset_password(settings: Settings, args: argparse.Namespace) -> None:
+    from callcore.auth.service import reset_password
+    from callcore.db.runtime import open_database
+    from callcore.db.users import find_user
+
+    async with open_database(settings) as database, database.pool.acquire() as conn:
+        user = await find_user(conn, args.username)
+        if user is None:
+            raise ValidationError(f"there is no user named {args.username!r}")
+        password = await reset_password(conn, actor=None, user_id=user.id, ip=None)
+    print(f"new password for {user.role} {user.username!r} (id {user.id}); signed out everywhere")
+    print(f"password (shown once, change it after the first login): {password}")
+
+
+def cmd_user_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_user_reset_password(settings, args))
     return 0
 
 
@@ -308,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--display-name", default="", help="name shown in the UI")
     create.add_argument("--language", default="fr", choices=("fr", "en"))
     create.set_defaults(func=cmd_user_create)
+    reset = user_commands.add_parser(
+        "reset-password",
+        help="give a user a new password (for a locked-out admin); prints it once",
+    )
+    reset.add_argument("--username", required=True)
+    reset.set_defaults(func=cmd_user_reset_password)
 
     db = commands.add_parser("db", help="reach the database")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

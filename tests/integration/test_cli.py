@@ -98,6 +98,30 @@ async def test_user_create_prints_a_working_password_once_and_audits(cli_env, da
     assert "a user named 'ALICE' already exists" in again.stderr
 
 
+async def test_user_reset_password_replaces_it_signs_out_and_audits(cli_env, database_url):
+    created = run(cli_env, "user", "create", "--username", "root", "--role", "admin")
+    first = created.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1]
+    result = run(cli_env, "user", "reset-password", "--username", "ROOT")
+    assert result.returncode == 0, result.stderr
+    password = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1]
+    assert password != first
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT id, password_hash FROM users WHERE username = 'root'")
+        assert verify_password(row["password_hash"], password)
+        assert not verify_password(row["password_hash"], first)
+        audit = await conn.fetchrow(
+            "SELECT * FROM audit_log WHERE action = 'reset_password' AND entity_id = $1",
+            str(row["id"]),
+        )
+        assert audit["actor_label"] == "system" and password not in json.dumps(audit["after"])
+    finally:
+        await conn.close()
+    nobody = run(cli_env, "user", "reset-password", "--username", "ghost")
+    assert nobody.returncode == 1
+    assert "there is no user named 'ghost'" in nobody.stderr
+
+
 def test_plugins_lists_builtins_and_the_example_plugin(cli_env):
     result = run(cli_env, "plugins")
     assert result.returncode == 0, result.stderr
