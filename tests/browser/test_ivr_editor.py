@@ -1,7 +1,8 @@
 """The IVR flow editor in Debian's chromium, over the real API and node plugins: an admin draws
 a flow with the mouse (nodes dragged from the palette, exits dragged onto inputs), fills the
 forms generated from the nodes' JSON Schemas, publishes, routes a DID to it with the DID page's
-flow picker, and a simulated call to that DID follows the path drawn; a refused publication
+flow picker, and simulated calls to that DID follow the path drawn (to the voicemail when the
+queue does not exist, to an agent when it has one); a refused publication
 shows its problems on the nodes; two editors of one flow conflict instead of overwriting; a
 webhook's secret header is typed once and only its mask comes back; a plugin's node type takes
 its place in the palette and on the canvas with no JS change, and the canvas zooms and pans."""
@@ -9,6 +10,7 @@ its place in the palette and on the canvas with no JS change, and the canvas zoo
 import json
 import types
 
+import attrs
 import pytest
 from _browser import PASSWORD, log_in, serving
 
@@ -16,6 +18,7 @@ import callcore
 from callcore.ivr import CallContext, Node, NodeRegistry
 from callcore.ivr.node import SECRET_MASK
 from callcore.sim.agi_channel import Caller, PressDuring
+from callcore.sim.pbx import MemberConfig, QueueConfig
 from callcore.sim.run import SimConfig, Simulator
 
 VIEWPORT = {"width": 1600, "height": 1100}
@@ -238,6 +241,20 @@ async def test_admin_builds_publishes_and_routes_a_menu_calendar_queue_voicemail
     assert row["outcome"] == "completed"
     assert ("EXEC", "Queue", "accueil,,,,300") in record.commands
     assert ("EXEC", "VoiceMail", "100,u") in record.commands
+
+    # On a PBX whose "accueil" queue has an agent (who answers after 1.5 s and talks 4 s), the
+    # next caller is connected: the call ends in the queue, answered.
+    agent = MemberConfig("Local/agent1@agents/n", "Agent One", 0, "Local/agent1@agents")
+    staffed = attrs.evolve(config, queues=(QueueConfig("accueil", members=(agent,)),))
+    async with Simulator(staffed) as sim:
+        call = await sim.inbound_call(
+            did=DID, caller=Caller(dtmf=(PressDuring("bienvenue", "1", after=0.2),))
+        )
+        record = await call.wait()
+    row = await pool.fetchrow("SELECT * FROM ivr_calls WHERE did = $1 ORDER BY id DESC", DID)
+    assert list(row["path"]) == ["menu_1", "calendar_1", "queue_1"]
+    assert row["outcome"] == "completed"
+    assert record.variables["QUEUESTATUS"] == "" and record.duration >= 5.5  # talked
     assert await page.evaluate("window.hacked") is None
     assert errors == []
 
