@@ -191,8 +191,8 @@ async def test_a_caller_hanging_up_during_the_request_ends_the_call_at_the_next_
     call there without sending anything."""
     base, _ = crm
     run: IvrRun = await ivr_call(
-        webhook_flow({"url": base + "/slow", "timeout_s": 0.5}),
-        Caller(hangup_at=1.0),  # 20 ms into the 500 ms the request waits
+        webhook_flow({"url": base + "/slow", "timeout_s": 1.0}),
+        Caller(hangup_at=1.0),  # 20 ms into the second the request waits
         services=services,
     )
     assert run.result.outcome is Outcome.HANGUP
