@@ -85,9 +85,7 @@ class _Connection(asyncio.Protocol):
         if server._closing:
             transport.abort()  # accepted from the listen queue as the server closed
             return
-        if server._networks and not server.allows(
-            peername[0] if isinstance(peername, tuple) else str(peername)
-        ):
+        if not server.allows(peername):
             server._refused_clients += 1
             logger.warning("AGI client refused peer=%s", self.peer, extra={"peer": self.peer})
             transport.abort()
@@ -329,10 +327,12 @@ class FastAGIServer:
         self._server = None
         logger.info("FastAGI server closed")
 
-    def allows(self, host: str) -> bool:
-        """Whether a client at ``host`` may connect (always, when no allowlist is set)."""
+    def allows(self, peername: object) -> bool:
+        """Whether a client at ``peername`` (the transport's: ``(host, port, ...)``) may
+        connect; always, when no allowlist is set, without looking at it."""
         if not self._networks:
             return True
+        host = peername[0] if isinstance(peername, tuple) else str(peername)
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
